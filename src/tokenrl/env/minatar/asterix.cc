@@ -59,7 +59,7 @@ int Asterix::Act(int full_action, NumpyRandomState& rng) {
   auto touch = [&] {
     if (mine.active && mine.x == player_x_) {
       if (mine.gold) {
-        mine.active = 0;
+        mine = Entity{};  // Empty slots are all-zero (dx == 0 keeps them in place).
         ++reward;
       } else {
         terminal_ = true;  // The enemy stays; the step continues.
