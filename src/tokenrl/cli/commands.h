@@ -18,6 +18,7 @@ void AddBenchCommand(CLI::App& app, int& exit_code);
 void AddRolloutCommand(CLI::App& app, int& exit_code);
 void AddPlayCommand(CLI::App& app, int& exit_code);
 void AddVersionCommand(CLI::App& app, int& exit_code);
+void AddStatsCommand(CLI::App& app, int& exit_code);
 
 // Prints "tokenrl <command>: error: <status message>" and returns the exit
 // code for it (2 for invalid input / not found, 1 otherwise).

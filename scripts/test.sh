@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start (2): set everything up, then run the whole test suite (CTest).
+# Extra arguments go to ctest (e.g. -L env, -LE slow, -R Parity).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BUILD_DIR=${TOKENRL_BUILD_DIR:-build}
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "${TOKENRL_JOBS:-$(nproc)}" "$@"

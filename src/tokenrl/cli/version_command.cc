@@ -1,0 +1,25 @@
+// `tokenrl version`: build facts, including whether the libtorch backend is in.
+
+#include <iostream>
+
+#include "tokenrl/cli/commands.h"
+#ifdef TOKENRL_HAVE_TORCH
+#include "tokenrl/nn/torch_info.h"
+#endif
+
+namespace tokenrl::cli {
+
+void AddVersionCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("version", "Print the version and the available learner backends");
+  cmd->callback([&exit_code] {
+    std::cout << "tokenrl 0.1.0\n";
+#ifdef TOKENRL_HAVE_TORCH
+    std::cout << "libtorch backend: " << nn::TorchBackendInfo() << "\n";
+#else
+    std::cout << "libtorch backend: not built (configure with libtorch installed, or -DTOKENRL_WITH_TORCH=ON)\n";
+#endif
+    exit_code = 0;
+  });
+}
+
+}  // namespace tokenrl::cli
