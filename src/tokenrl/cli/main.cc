@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   AddRolloutCommand(app, exit_code);
   AddBenchCommand(app, exit_code);
   AddPlayCommand(app, exit_code);
-  //TEMP AddStatsCommand(app, exit_code);
+  AddStatsCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);
