@@ -54,7 +54,7 @@ void ExpectCleanError(const CommandResult& run, const std::string& needle) {
 TEST(CliTest, HelpListsCommands) {
   const CommandResult run = Tokenrl("--help");
   EXPECT_EQ(run.exit_code, 0);
-  for (const char* cmd : {"list", "rollout", "bench", "play", "version"})
+  for (const char* cmd : {"list", "rollout", "bench", "play", "stats", "version"})
     EXPECT_NE(run.out.find(cmd), std::string::npos) << cmd;
 }
 

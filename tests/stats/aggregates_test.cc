@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testing/shared_data.h"
+#include "testing/rliable_vectors.h"
 
 namespace tokenrl::stats {
 namespace {
@@ -22,14 +22,7 @@ using nlohmann::json;
 
 constexpr double kTol = 1e-12;
 
-const json& Vectors() {
-  static const json* vectors = [] {
-    std::ifstream in(tokenrl::testing::SharedDir() + "/reference_scores/rliable_vectors.json");
-    TOKENRL_CHECK(in.good(), "cannot open rliable_vectors.json under {}", tokenrl::testing::SharedDir());
-    return new json(json::parse(in));
-  }();
-  return *vectors;
-}
+const json& Vectors() { return tokenrl::testing::RliableVectors(); }
 
 ScoreMatrix FromJson(const json& rows) {
   auto m = ScoreMatrix::FromRows(rows.get<std::vector<std::vector<double>>>());

@@ -13,21 +13,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "testing/shared_data.h"
+#include "testing/rliable_vectors.h"
 
 namespace tokenrl::stats {
 namespace {
 
 using nlohmann::json;
 
-const json& Vectors() {
-  static const json* vectors = [] {
-    std::ifstream in(tokenrl::testing::SharedDir() + "/reference_scores/rliable_vectors.json");
-    TOKENRL_CHECK(in.good(), "cannot open rliable_vectors.json under {}", tokenrl::testing::SharedDir());
-    return new json(json::parse(in));
-  }();
-  return *vectors;
-}
+const json& Vectors() { return tokenrl::testing::RliableVectors(); }
 
 ScoreMatrix CaseMatrix(const std::string& name) {
   for (const auto& c : Vectors()["cases"])
