@@ -4,7 +4,7 @@
 
 #include "tokenrl/cli/commands.h"
 #ifdef TOKENRL_HAVE_TORCH
-#include "tokenrl/nn/torch_info.h"
+#include "tokenrl/nn/torch/torch_info.h"
 #endif
 
 namespace tokenrl::cli {

@@ -1,4 +1,4 @@
-#include "tokenrl/nn/torch_info.h"
+#include "tokenrl/nn/torch/torch_info.h"
 
 #include <torch/torch.h>
 

@@ -1,7 +1,7 @@
 // The libtorch backend is linked and usable (the dependency wiring; the
 // networks themselves arrive with the networks issue).
 
-#include "tokenrl/nn/torch_info.h"
+#include "tokenrl/nn/torch/torch_info.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,56 @@
+#include "tokenrl/nn/learner.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+namespace tokenrl::nn {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, LearnerFactory> factories;
+};
+
+Registry& GetRegistry() {
+  static Registry* registry = new Registry();
+  return *registry;
+}
+
+}  // namespace
+
+void RegisterLearnerBackend(const std::string& name, LearnerFactory factory) {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.factories[name] = std::move(factory);
+}
+
+std::vector<std::string> LearnerBackends() {
+  Registry& r = GetRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, f] : r.factories) names.push_back(name);
+  return names;
+}
+
+StatusOr<std::unique_ptr<Learner>> MakeLearner(const NetworkConfig& network, const LearnerConfig& learner,
+                                               const NetworkIo& io, int members) {
+  if (members < 1) return Status::InvalidArgument(fmt::format("members must be >= 1, got {}", members));
+  TOKENRL_RETURN_IF_ERROR(ComputeShapes(network, io).status());
+  LearnerFactory factory;
+  {
+    Registry& r = GetRegistry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.factories.find(learner.backend);
+    if (it == r.factories.end()) {
+      std::string known;
+      for (const auto& [name, f] : r.factories) known += (known.empty() ? "" : ", ") + name;
+      return Status::NotFound(fmt::format("learner backend \"{}\" is not available; built backends: {}",
+                                          learner.backend, known.empty() ? "none" : known));
+    }
+    factory = it->second;
+  }
+  return factory(network, learner, io, members);
+}
+
+}  // namespace tokenrl::nn
