@@ -1,5 +1,8 @@
 #include "tokenrl/nn/network_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace tokenrl::nn {
 namespace {
 
@@ -71,8 +74,13 @@ StatusOr<NetworkShapes> ComputeShapes(const NetworkConfig& config, const Network
     case MixerType::kTokenChoice:
       if (m.type == MixerType::kTokenChoice) {
         s.slots_per_expert = m.capacity > 0 ? static_cast<int>(m.capacity) : CeilDiv(s.num_tokens, experts);
+      } else if (m.slot_fraction > 0.0) {
+        const int total = std::max(1, static_cast<int>(std::ceil(m.slot_fraction * s.num_tokens - 1e-9)));
+        s.slots_per_expert = CeilDiv(total, experts);
       } else if (m.total_slots > 0) {
         s.slots_per_expert = CeilDiv(static_cast<int>(m.total_slots), experts);
+      } else if (m.slots_per_expert == -1) {
+        s.slots_per_expert = s.num_tokens;
       } else if (m.slots_per_expert > 0) {
         s.slots_per_expert = static_cast<int>(m.slots_per_expert);
       } else {

@@ -110,11 +110,15 @@ struct MixerConfig {
   // MoE mixers.
   int64_t num_experts = 4;
   int64_t expert_hidden_units = 512;  // H of each expert's d -> H -> d MLP.
-  // SoftMoE / expert choice: slots (tokens) per expert; 0 = ceil(T / experts).
+  // SoftMoE / expert choice: slots (tokens) per expert; 0 = ceil(T / experts),
+  // -1 = T ("slots = number of tokens", Fig. 4 ii; "unlimited capacity").
   int64_t slots_per_expert = 0;
   // SoftMoE / expert choice: total slots over all experts, overriding
-  // slots_per_expert when > 0 (Fig. 8: 10% of the default, or 1).
+  // slots_per_expert when > 0 (Fig. 8: a single slot).
   int64_t total_slots = 0;
+  // SoftMoE / expert choice: total slots as a fraction of the tokens,
+  // ceil(fraction * T), overriding both when > 0 (Fig. 8: 10% of the default).
+  double slot_fraction = 0.0;
   // SoftMoE: L2-normalize tokens and phi with a learned scale (off in Dopamine).
   bool normalize = false;
   // Token choice: tokens per expert (capacity); 0 = ceil(T / experts).
@@ -135,9 +139,13 @@ struct MixerConfig {
     v.Field("expert_hidden_units", expert_hidden_units, "MoE: hidden width H of each expert (d -> H -> d)",
             config::InRange<int64_t>(1, 1 << 20));
     v.Field("slots_per_expert", slots_per_expert,
-            "softmoe/expert_choice: slots per expert; 0 = ceil(tokens / experts)", config::AtLeast<int64_t>(0));
+            "softmoe/expert_choice: slots per expert; 0 = ceil(tokens / experts), -1 = tokens",
+            config::AtLeast<int64_t>(-1));
     v.Field("total_slots", total_slots, "softmoe/expert_choice: total slots (overrides slots_per_expert when > 0)",
             config::AtLeast<int64_t>(0));
+    v.Field("slot_fraction", slot_fraction,
+            "softmoe/expert_choice: total slots = ceil(fraction x tokens) (overrides the two above when > 0)",
+            config::InRange(0.0, 1.0));
     v.Field("normalize", normalize, "softmoe: L2-normalize tokens and phi, with a learned scale");
     v.Field("capacity", capacity, "token_choice: tokens per expert; 0 = ceil(tokens / experts)",
             config::AtLeast<int64_t>(0));
