@@ -1,0 +1,225 @@
+#include "tokenrl/replay/replay_buffer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace tokenrl::replay {
+namespace {
+
+constexpr uint32_t kMagic = 0x42504c52;  // "RLPB"
+constexpr uint32_t kVersion = 1;
+
+// The first `count` elements of `values` as one length-prefixed byte string.
+template <typename T>
+void WritePrefix(ByteWriter& writer, const std::vector<T>& values, int64_t count) {
+  writer.WriteString(std::string_view(reinterpret_cast<const char*>(values.data()), count * sizeof(T)));
+}
+
+// Reads what WritePrefix wrote into the first `count` elements of `values`
+// (already sized >= count); false on truncation or a size mismatch.
+template <typename T>
+bool ReadPrefix(ByteReader& reader, std::vector<T>& values, int64_t count) {
+  std::string bytes;
+  if (!reader.ReadString(bytes) || bytes.size() != count * sizeof(T)) return false;
+  std::memcpy(values.data(), bytes.data(), bytes.size());
+  return true;
+}
+
+}  // namespace
+
+Status ReplayBufferConfig::Validate() const {
+  TOKENRL_RETURN_IF_ERROR(n_step.Validate());
+  if (num_envs < 1) return Status::InvalidArgument(fmt::format("replay: num_envs must be >= 1, got {}", num_envs));
+  if (observation_size < 1) {
+    return Status::InvalidArgument(fmt::format("replay: observation_size must be >= 1, got {}", observation_size));
+  }
+  const int64_t min_capacity = MinCapacity(num_envs, n_step.n);
+  if (capacity < min_capacity || capacity >= (int64_t{1} << 31)) {
+    return Status::InvalidArgument(fmt::format(
+        "replay: capacity {} must be in [2 * envs * (n + 1) = {}, 2^31) (pending n-step windows of {} envs)", capacity,
+        min_capacity, num_envs));
+  }
+  return Status::Ok();
+}
+
+ReplayBuffer::ReplayBuffer(const ReplayBufferConfig& config, std::unique_ptr<Sampler> sampler)
+    : config_(config),
+      sampler_(std::move(sampler)),
+      accumulators_(config.num_envs, NStepAccumulator(config.n_step)),
+      current_(config.num_envs, -1),
+      state_(config.capacity, kEmpty),
+      successor_(config.capacity, -1),
+      next_slot_(config.capacity, -1),
+      action_(config.capacity, 0),
+      return_(config.capacity, 0.0f),
+      discount_(config.capacity, 0.0f) {
+  const Status status = config.Validate();
+  TOKENRL_CHECK(status.ok(), "{}", status.message());
+  TOKENRL_CHECK(sampler_ != nullptr && sampler_->capacity() == config.capacity,
+                "sampler capacity must equal the replay capacity {}", config.capacity);
+}
+
+int64_t ReplayBuffer::WriteObservation(std::span<const uint8_t> observation, SlotState state) {
+  TOKENRL_CHECK(static_cast<int64_t>(observation.size()) == config_.observation_size,
+                "observation of {} bytes, expected {}", observation.size(), config_.observation_size);
+  const int64_t slot = writes_ % config_.capacity;
+  // Validate() sizes the ring so that pending steps are never reached.
+  TOKENRL_CHECK(state_[slot] != kPending, "replay slot {} overwritten while its step is pending", slot);
+  if (state_[slot] == kTransition) sampler_->Remove(slot);
+  state_[slot] = state;
+  successor_[slot] = -1;
+  next_slot_[slot] = -1;
+  const size_t needed = static_cast<size_t>((slot + 1) * config_.observation_size);
+  if (obs_.size() < needed) {
+    const size_t full = static_cast<size_t>(config_.capacity * config_.observation_size);
+    obs_.resize(std::min(full, std::max(needed, 2 * obs_.size())));
+  }
+  std::memcpy(SlotData(slot), observation.data(), observation.size());
+  ++writes_;
+  return slot;
+}
+
+void ReplayBuffer::Add(int env, std::span<const uint8_t> observation, int32_t action, float reward, bool terminated,
+                       bool truncated, std::span<const uint8_t> next_observation,
+                       std::span<const uint8_t> final_observation) {
+  TOKENRL_CHECK(env >= 0 && env < config_.num_envs, "env {} out of range [0, {})", env, config_.num_envs);
+  int64_t& current = current_[env];
+  if (current < 0) current = WriteObservation(observation, kPending);
+  const bool ended = terminated || truncated;
+  const int64_t next = WriteObservation(ended ? final_observation : next_observation, ended ? kEmpty : kPending);
+  successor_[current] = static_cast<int32_t>(next);
+
+  emitted_.clear();
+  accumulators_[env].Push(
+      StepRecord{.id = current, .action = action, .reward = reward, .terminated = terminated, .truncated = truncated},
+      &emitted_);
+  for (const NStepTransition& t : emitted_) {
+    const int64_t s = t.first_id;
+    state_[s] = kTransition;
+    next_slot_[s] = successor_[t.last_id];
+    action_[s] = t.action;
+    return_[s] = static_cast<float>(t.reward);
+    discount_[s] = static_cast<float>(t.discount);
+    sampler_->Add(s);
+  }
+  current = ended ? -1 : next;
+}
+
+void ReplayBuffer::Sample(int batch_size, std::mt19937_64& rng, const SampleBuffers& out) {
+  const size_t b = static_cast<size_t>(batch_size);
+  const size_t obs_bytes = b * static_cast<size_t>(config_.observation_size);
+  TOKENRL_CHECK(out.observations.size() == obs_bytes && out.next_observations.size() == obs_bytes &&
+                    out.actions.size() == b && out.returns.size() == b && out.discounts.size() == b &&
+                    out.weights.size() == b && out.indices.size() == b,
+                "SampleBuffers not sized for batch_size {}", batch_size);
+  sampler_->Sample(batch_size, rng, &sample_indices_, &sample_weights_);
+  const size_t size = static_cast<size_t>(config_.observation_size);
+  for (size_t i = 0; i < b; ++i) {
+    const int64_t s = sample_indices_[i];
+    TOKENRL_CHECK(state_[s] == kTransition, "sampler returned slot {} without a transition", s);
+    std::memcpy(out.observations.data() + i * size, SlotData(s), size);
+    std::memcpy(out.next_observations.data() + i * size, SlotData(next_slot_[s]), size);
+    out.actions[i] = action_[s];
+    out.returns[i] = return_[s];
+    out.discounts[i] = discount_[s];
+    out.weights[i] = static_cast<float>(sample_weights_[i]);
+    out.indices[i] = s;
+  }
+}
+
+void ReplayBuffer::UpdatePriorities(std::span<const int64_t> indices, std::span<const float> losses) {
+  TOKENRL_CHECK(indices.size() == losses.size(), "{} indices but {} losses", indices.size(), losses.size());
+  update_indices_.clear();
+  update_priorities_.clear();
+  for (size_t i = 0; i < indices.size(); ++i) {
+    TOKENRL_CHECK(std::isfinite(losses[i]) && losses[i] >= 0.0f, "invalid loss {}", losses[i]);
+    const int64_t s = indices[i];
+    if (s < 0 || s >= config_.capacity || state_[s] != kTransition) continue;
+    update_indices_.push_back(s);
+    update_priorities_.push_back(static_cast<double>(losses[i]) + 1e-10);
+  }
+  sampler_->Update(update_indices_, update_priorities_);
+}
+
+void ReplayBuffer::Save(ByteWriter& writer) const {
+  writer.Write(kMagic);
+  writer.Write(kVersion);
+  writer.Write<int64_t>(config_.capacity);
+  writer.Write<int64_t>(config_.num_envs);
+  writer.Write<int64_t>(config_.observation_size);
+  writer.Write<int64_t>(writes_);
+  const int64_t used = std::min(writes_, config_.capacity);
+  WritePrefix(writer, obs_, used * config_.observation_size);
+  WritePrefix(writer, state_, used);
+  WritePrefix(writer, successor_, used);
+  WritePrefix(writer, next_slot_, used);
+  WritePrefix(writer, action_, used);
+  WritePrefix(writer, return_, used);
+  WritePrefix(writer, discount_, used);
+  writer.WriteVector(current_);
+  for (const NStepAccumulator& acc : accumulators_) acc.Save(writer);
+  sampler_->Save(writer);
+}
+
+Status ReplayBuffer::Load(ByteReader& reader) {
+  const auto corrupt = [](std::string_view what) { return Status::Corruption(fmt::format("ReplayBuffer: {}", what)); };
+  uint32_t magic = 0, version = 0;
+  int64_t capacity = 0, num_envs = 0, observation_size = 0, writes = 0;
+  if (!reader.Read(magic) || !reader.Read(version) || !reader.Read(capacity) || !reader.Read(num_envs) ||
+      !reader.Read(observation_size) || !reader.Read(writes)) {
+    return corrupt("truncated state");
+  }
+  if (magic != kMagic || version != kVersion) return corrupt("not a replay buffer state (bad magic or version)");
+  if (capacity != config_.capacity || num_envs != config_.num_envs || observation_size != config_.observation_size) {
+    return corrupt(fmt::format("saved capacity {} / envs {} / observation bytes {} != configured {} / {} / {}",
+                               capacity, num_envs, observation_size, config_.capacity, config_.num_envs,
+                               config_.observation_size));
+  }
+  if (writes < 0) return corrupt("negative write count");
+  const int64_t used = std::min(writes, capacity);
+  std::vector<uint8_t> obs(static_cast<size_t>(used * observation_size));
+  std::vector<uint8_t> state(capacity, kEmpty);
+  std::vector<int32_t> successor(capacity, -1), next_slot(capacity, -1);
+  std::vector<int64_t> current;
+  std::vector<int32_t> action(capacity, 0);
+  std::vector<float> returns(capacity, 0.0f), discounts(capacity, 0.0f);
+  if (!ReadPrefix(reader, obs, used * observation_size) || !ReadPrefix(reader, state, used) ||
+      !ReadPrefix(reader, successor, used) || !ReadPrefix(reader, next_slot, used) ||
+      !ReadPrefix(reader, action, used) || !ReadPrefix(reader, returns, used) || !ReadPrefix(reader, discounts, used) ||
+      !reader.ReadVector(current)) {
+    return corrupt("truncated state");
+  }
+  if (static_cast<int64_t>(current.size()) != num_envs) return corrupt("wrong number of environment streams");
+  int64_t transitions = 0;
+  for (int64_t s = 0; s < used; ++s) {
+    if (state[s] > kTransition || successor[s] < -1 || successor[s] >= used ||
+        (state[s] == kTransition && (next_slot[s] < 0 || next_slot[s] >= used))) {
+      return corrupt(fmt::format("inconsistent slot {}", s));
+    }
+    transitions += state[s] == kTransition;
+  }
+  for (int64_t c : current) {
+    if (c < -1 || c >= used || (c >= 0 && state[c] != kPending)) return corrupt("inconsistent current slot");
+  }
+  std::vector<NStepAccumulator> accumulators(config_.num_envs, NStepAccumulator(config_.n_step));
+  for (NStepAccumulator& acc : accumulators) TOKENRL_RETURN_IF_ERROR(acc.Load(reader).WithContext("ReplayBuffer"));
+  TOKENRL_RETURN_IF_ERROR(sampler_->Load(reader).WithContext("ReplayBuffer"));
+  if (sampler_->size() != transitions) return corrupt("sampler and storage disagree on the stored transitions");
+
+  writes_ = writes;
+  obs_ = std::move(obs);
+  state_ = std::move(state);
+  successor_ = std::move(successor);
+  next_slot_ = std::move(next_slot);
+  action_ = std::move(action);
+  return_ = std::move(returns);
+  discount_ = std::move(discounts);
+  current_ = std::move(current);
+  accumulators_ = std::move(accumulators);
+  return Status::Ok();
+}
+
+}  // namespace tokenrl::replay
