@@ -188,8 +188,12 @@ TEST_P(EnvConformanceTest, TimeLimitTruncatesWithoutTerminating) {
       ASSERT_TRUE(r.ok());
       ASSERT_LE(t, 7);
       ASSERT_FALSE(r->terminated && r->truncated);
-      if (t == 7 && !r->terminated) ASSERT_TRUE(r->truncated);
-      if (t < 7) ASSERT_FALSE(r->truncated);
+      if (t == 7 && !r->terminated) {
+        ASSERT_TRUE(r->truncated);
+      }
+      if (t < 7) {
+        ASSERT_FALSE(r->truncated);
+      }
       if (r->done()) break;
     }
     env->Reset();

@@ -13,7 +13,9 @@
 
 #include <fmt/format.h>
 
+#include "tokenrl/cli/bench_net.h"
 #include "tokenrl/cli/commands.h"
+#include "tokenrl/cli/train_commands.h"
 #include "tokenrl/env/registry.h"
 #include "tokenrl/env/vector_env.h"
 
@@ -106,6 +108,8 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
     const Status st = BenchEnv(*options);
     exit_code = st.ok() ? 0 : ReportError("bench env", st);
   });
+  AddBenchNetCommand(*bench, exit_code);
+  AddBenchTrainCommand(*bench, exit_code);
 }
 
 }  // namespace tokenrl::cli

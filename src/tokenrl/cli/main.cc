@@ -3,10 +3,17 @@
 
 #include <cstdio>
 #include <exception>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <CLI/CLI.hpp>
 
 #include "tokenrl/cli/commands.h"
+#include "tokenrl/cli/train_commands.h"
+#ifdef TOKENRL_HAVE_TORCH
+#include "tokenrl/nn/torch/torch_learner.h"
+#endif
 
 namespace tokenrl::cli {
 
@@ -27,14 +34,28 @@ int ReportError(std::string_view command, const Status& status) {
 
 int main(int argc, char** argv) {
   using namespace tokenrl::cli;
+#ifdef __GLIBC__
+  // Learner updates free and re-allocate the same large tensors every step;
+  // glibc's default mmap/trim thresholds then map and unmap them each time,
+  // which made updates 2-3x slower and order-dependent (measured with
+  // `tokenrl bench net`). Keep freed memory in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+#ifdef TOKENRL_HAVE_TORCH
+  tokenrl::nn::RegisterTorchLearnerBackend();
+#endif
   CLI::App app{
       "tokenrl: value-based deep RL research (\"Don't flatten, tokenize!\").\n"
-      "Environments (MinAtar, bit-exact), batched stepping, typed configs, statistics.\n"
+      "MinAtar (bit-exact), batched stepping, networks with tokenizers and MoE heads, DQN/Rainbow/DER\n"
+      "agents with exact resume, rliable-exact statistics.\n"
       "Run `tokenrl <command> --help` for the options of a command."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   int exit_code = 0;
   AddListCommand(app, exit_code);
+  AddTrainCommand(app, exit_code);
+  AddEvalCommand(app, exit_code);
   AddRolloutCommand(app, exit_code);
   AddBenchCommand(app, exit_code);
   AddPlayCommand(app, exit_code);
