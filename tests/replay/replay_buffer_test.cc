@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "tokenrl/replay/prioritized_sampler.h"
@@ -317,6 +320,312 @@ TEST(ReplayBufferTest, LoadRejectsTruncatedOrMismatchedState) {
   ByteWriter again;
   b->Save(again);
   EXPECT_EQ(again.bytes(), bytes);
+}
+
+
+// ---- Frame stacks (Atari: each frame stored once, stacks rebuilt) ----------
+
+// A simulated frame-stacking environment stream (Dopamine semantics: stack of
+// k frames, zero-filled at episode start, newest last) feeding a buffer, with
+// a mirror of which observation every slot holds.
+class StackedStreams {
+ public:
+  struct Episode {
+    std::vector<std::vector<uint8_t>> obs;  // o_0 .. o_L
+    std::vector<int32_t> actions;
+    bool ended = false;
+  };
+  struct SlotInfo {
+    int episode = -1;
+    int t = 0;
+  };
+
+  StackedStreams(ReplayBuffer& buffer, int k, int frame, uint64_t seed)
+      : buffer_(buffer), k_(k), frame_(frame), rng_(seed), current_(buffer.config().num_envs, -1),
+        slots_(buffer.config().capacity) {}
+
+  // One step of env `env`; the episode ends with the given probabilities.
+  void Step(int env, double p_terminate, double p_truncate) {
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    if (current_[env] < 0) {
+      episodes_.push_back({});
+      current_[env] = static_cast<int>(episodes_.size()) - 1;
+      std::vector<uint8_t> first(static_cast<size_t>(k_ * frame_), 0);
+      WriteFrame(first);
+      episodes_.back().obs.push_back(first);
+    }
+    Episode& ep = episodes_[current_[env]];
+    std::vector<uint8_t> next = ep.obs.back();
+    std::memmove(next.data(), next.data() + frame_, static_cast<size_t>((k_ - 1) * frame_));
+    WriteFrame(next);
+    const double x = u(rng_);
+    const bool terminated = x < p_terminate;
+    const bool truncated = !terminated && x < p_terminate + p_truncate;
+    const bool ended = terminated || truncated;
+    const int32_t action = static_cast<int32_t>(rng_() % 6);
+    const int t = static_cast<int>(ep.obs.size()) - 1;
+    int64_t w = buffer_.observations_written();
+    const int64_t cap = buffer_.config().capacity;
+    if (t == 0) slots_[w++ % cap] = {current_[env], 0};
+    slots_[w % cap] = {current_[env], t + 1};
+    const std::vector<uint8_t> empty;
+    buffer_.Add(env, ep.obs.back(), action, 1.0f, terminated, truncated, ended ? empty : next, ended ? next : empty);
+    ep.obs.push_back(next);
+    ep.actions.push_back(action);
+    if (ended) {
+      ep.ended = true;
+      current_[env] = -1;
+    }
+    ++steps_;
+  }
+
+  // Every transition the buffer can sample holds exactly the stacks passed
+  // in: o_t and o_{t+m}, m = n, or fewer at the end of an episode.
+  void CheckSamples(int batch_size, std::mt19937_64& rng) {
+    if (buffer_.size() == 0) return;
+    const int64_t obs = buffer_.config().observation_size;
+    const int n = buffer_.config().n_step.n;
+    std::vector<uint8_t> o(batch_size * obs), no(batch_size * obs), read(obs);
+    std::vector<int32_t> actions(batch_size);
+    std::vector<float> returns(batch_size), discounts(batch_size), weights(batch_size);
+    std::vector<int64_t> indices(batch_size);
+    buffer_.Sample(batch_size, rng, {o, actions, returns, discounts, no, weights, indices});
+    for (int i = 0; i < batch_size; ++i) {
+      const SlotInfo& info = slots_[indices[i]];
+      ASSERT_GE(info.episode, 0);
+      const Episode& ep = episodes_[info.episode];
+      const int steps = static_cast<int>(ep.obs.size()) - 1;
+      const int m = ep.ended ? std::min(n, steps - info.t) : n;
+      ASSERT_GE(m, 1);
+      ASSERT_LE(info.t + m, steps);
+      const std::vector<uint8_t> got(o.begin() + i * obs, o.begin() + (i + 1) * obs);
+      const std::vector<uint8_t> got_next(no.begin() + i * obs, no.begin() + (i + 1) * obs);
+      ASSERT_EQ(got, ep.obs[info.t]) << "slot " << indices[i];
+      ASSERT_EQ(got_next, ep.obs[info.t + m]) << "slot " << indices[i];
+      ASSERT_EQ(actions[i], ep.actions[info.t]);
+      buffer_.ReadObservation(indices[i], read);
+      ASSERT_EQ(read, ep.obs[info.t]);
+    }
+  }
+
+  const std::vector<Episode>& episodes() const { return episodes_; }
+  const SlotInfo& slot(int64_t s) const { return slots_[s]; }
+  int64_t steps() const { return steps_; }
+
+ private:
+  void WriteFrame(std::vector<uint8_t>& stack) {
+    // Random frames, often with zero bytes (MinAtar-like grids), sometimes all zero.
+    const bool blank = rng_() % 8 == 0;
+    for (int i = 0; i < frame_; ++i) {
+      stack[(k_ - 1) * frame_ + i] = blank ? 0 : static_cast<uint8_t>(rng_() % 3 == 0 ? 0 : rng_() % 256);
+    }
+  }
+
+  ReplayBuffer& buffer_;
+  int k_, frame_;
+  std::mt19937_64 rng_;
+  std::vector<int> current_;
+  std::vector<SlotInfo> slots_;
+  std::vector<Episode> episodes_;
+  int64_t steps_ = 0;
+};
+
+constexpr int kStack = 4;
+constexpr int kFrame = 9;  // c = 1, H = W = 3.
+
+ReplayBufferConfig StackConfig(int64_t capacity, int num_envs, int n) {
+  return ReplayBufferConfig{.capacity = capacity,
+                            .num_envs = num_envs,
+                            .observation_size = kStack * kFrame,
+                            .n_step = {.n = n, .gamma = 0.9},
+                            .frame_stack = kStack,
+                            .verify_stacks = true};
+}
+
+TEST(ReplayBufferFrameStackTest, ValidateNeedsDivisibleObservationAndRoomForStacks) {
+  EXPECT_TRUE(StackConfig(ReplayBufferConfig::MinCapacity(2, 3, kStack), 2, 3).Validate().ok());
+  EXPECT_FALSE(StackConfig(ReplayBufferConfig::MinCapacity(2, 3, kStack) - 1, 2, 3).Validate().ok());
+  ReplayBufferConfig bad = StackConfig(1000, 1, 1);
+  bad.observation_size = kStack * kFrame + 1;
+  EXPECT_FALSE(bad.Validate().ok());
+  bad = StackConfig(1000, 1, 1);
+  bad.frame_stack = 0;
+  EXPECT_FALSE(bad.Validate().ok());
+}
+
+TEST(ReplayBufferFrameStackTest, StoresOneFramePerObservation) {
+  auto buffer = Uniform(StackConfig(100, 1, 1));
+  StackedStreams streams(*buffer, kStack, kFrame, 1);
+  for (int t = 0; t < 5; ++t) streams.Step(0, 0.0, 0.0);
+  EXPECT_EQ(buffer->observations_written(), 6);
+  EXPECT_EQ(buffer->config().frame_size(), kFrame);
+  // Memory per stored transition, for an Atari observation [4, 84, 84]:
+  // one 84x84 frame per slot instead of the whole stack.
+  ReplayBufferConfig atari{.capacity = 1000000, .num_envs = 1, .observation_size = 4 * 84 * 84, .n_step = {}};
+  const int64_t full = atari.BytesPerSlot();
+  atari.frame_stack = 4;
+  const int64_t stacked = atari.BytesPerSlot();
+  EXPECT_EQ(full, 4 * 84 * 84 + 21);
+  EXPECT_EQ(stacked, 84 * 84 + 21 + 8);
+  std::printf("replay bytes per transition, Atari [4, 84, 84]: full stacks %lld, frame_stack=4 %lld (%.2fx less)\n",
+              static_cast<long long>(full), static_cast<long long>(stacked), static_cast<double>(full) / stacked);
+}
+
+TEST(ReplayBufferFrameStackTest, RebuildEqualsInputForRandomEpisodes) {
+  // No wrap-around: every observation ever written rebuilds exactly; episodes
+  // of 2 interleaved envs end by termination and by truncation (final
+  // observations), many shorter than the stack.
+  for (int n : {1, 3}) {
+    auto buffer = Uniform(StackConfig(100000, 2, n));
+    StackedStreams streams(*buffer, kStack, kFrame, 11 + n);
+    std::mt19937_64 pick(5);
+    for (int t = 0; t < 5000; ++t) streams.Step(static_cast<int>(pick() % 2), 0.08, 0.08);
+    std::vector<uint8_t> read(kStack * kFrame);
+    for (int64_t s = 0; s < buffer->observations_written(); ++s) {
+      buffer->ReadObservation(s, read);
+      const auto& info = streams.slot(s);
+      ASSERT_EQ(read, streams.episodes()[info.episode].obs[info.t]) << "slot " << s;
+    }
+    // Every step whose window completed is a transition (nothing dropped).
+    int64_t expected = 0;
+    for (const auto& ep : streams.episodes()) {
+      const int steps = static_cast<int>(ep.obs.size()) - 1;
+      expected += ep.ended ? steps : std::max(0, steps - n + 1);
+    }
+    EXPECT_EQ(buffer->size(), expected);
+    std::mt19937_64 rng(3);
+    streams.CheckSamples(2048, rng);
+  }
+}
+
+TEST(ReplayBufferFrameStackTest, WrapAroundRemovesTransitionsThatLostAFrame) {
+  // Small rings: predecessors are overwritten constantly; the sampler must
+  // never return a stack that differs from the one passed in.
+  for (int n : {1, 3}) {
+    for (int envs : {1, 2}) {
+      const int64_t capacity = ReplayBufferConfig::MinCapacity(envs, n, kStack) + 3;
+      for (bool prioritized : {false, true}) {
+        const ReplayBufferConfig config = StackConfig(capacity, envs, n);
+        std::unique_ptr<ReplayBuffer> buffer =
+            prioritized ? std::make_unique<ReplayBuffer>(config, std::make_unique<PrioritizedSampler>(capacity, PrioritizedSamplerConfig{}))
+                        : Uniform(config);
+        StackedStreams streams(*buffer, kStack, kFrame, 100 + n + envs);
+        std::mt19937_64 rng(9);
+        for (int t = 0; t < 3000; ++t) {
+          streams.Step(t % envs, 0.05, 0.05);
+          ASSERT_LE(buffer->size(), capacity);
+          ASSERT_NO_FATAL_FAILURE(streams.CheckSamples(8, rng));
+        }
+        EXPECT_GT(buffer->size(), capacity / 3);
+      }
+    }
+  }
+}
+
+// Steps t of episode 0 (env 0's) whose transitions the buffer samples (a
+// large batch covers them all).
+std::set<int> SampledEnv0Steps(ReplayBuffer& buffer, const StackedStreams& streams) {
+  const int b = 4096;
+  const int64_t obs = buffer.config().observation_size;
+  std::vector<uint8_t> o(b * obs), no(b * obs);
+  std::vector<int32_t> actions(b);
+  std::vector<float> returns(b), discounts(b), weights(b);
+  std::vector<int64_t> indices(b);
+  std::mt19937_64 rng(1);
+  buffer.Sample(b, rng, {o, actions, returns, discounts, no, weights, indices});
+  std::set<int> steps;
+  for (int64_t s : indices) {
+    if (streams.slot(s).episode == 0) steps.insert(streams.slot(s).t);
+  }
+  return steps;
+}
+
+TEST(ReplayBufferFrameStackTest, PendingWindowThatLostAFrameIsDropped) {
+  // Env 0 stays idle while env 1 overwrites env 0's older frames (but not its
+  // pending step): env 0's next transition cannot be rebuilt and is dropped.
+  const ReplayBufferConfig config = StackConfig(ReplayBufferConfig::MinCapacity(2, 1, kStack), 2, 1);
+  ASSERT_EQ(config.capacity, 20);
+  auto buffer = Uniform(config);
+  StackedStreams streams(*buffer, kStack, kFrame, 4);
+  for (int t = 0; t < 6; ++t) streams.Step(0, 0.0, 0.0);  // Env 0's o_0..o_6 in slots 0..6.
+  EXPECT_EQ(buffer->size(), 6);
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{0, 1, 2, 3, 4, 5}));
+  for (int t = 0; t < 14; ++t) streams.Step(1, 0.0, 0.0);  // Env 1 in slots 7..19, 0, 1.
+  // Env 0's o_0, o_1 are gone: transitions from o_0..o_4 lost a frame.
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{5}));
+  // o_7 overwrites slot 2 (o_2): o_5 loses a frame; o_6's transition is added.
+  streams.Step(0, 0.0, 0.0);
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{6}));
+  for (int t = 0; t < 6; ++t) streams.Step(1, 0.0, 0.0);  // Slots 3..8: env 0's o_3..o_6 are gone.
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{}));
+  // o_8 in slot 9; the transition from o_7 (needs o_6) is dropped when emitted.
+  streams.Step(0, 0.0, 0.0);
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{}));
+  std::mt19937_64 rng(2);
+  ASSERT_NO_FATAL_FAILURE(streams.CheckSamples(256, rng));
+  // o_9..o_12 in slots 10..13: from o_10 on (stack o_7..o_10, o_7 still in
+  // slot 2), transitions come back; o_8, o_9 need o_5, o_6 (gone).
+  for (int t = 0; t < 4; ++t) streams.Step(0, 0.0, 0.0);
+  EXPECT_EQ(SampledEnv0Steps(*buffer, streams), (std::set<int>{10, 11}));
+  ASSERT_NO_FATAL_FAILURE(streams.CheckSamples(256, rng));
+}
+
+TEST(ReplayBufferFrameStackTest, SaveLoadIsByteIdenticalAndContinuesIdentically) {
+  const ReplayBufferConfig config = StackConfig(ReplayBufferConfig::MinCapacity(2, 3, kStack) + 5, 2, 3);
+  auto a = std::make_unique<ReplayBuffer>(config, std::make_unique<PrioritizedSampler>(config.capacity, PrioritizedSamplerConfig{}));
+  auto b = std::make_unique<ReplayBuffer>(config, std::make_unique<PrioritizedSampler>(config.capacity, PrioritizedSamplerConfig{}));
+  StackedStreams streams(*a, kStack, kFrame, 8);
+  for (int t = 0; t < 300; ++t) streams.Step(t % 2, 0.05, 0.05);
+  ByteWriter writer;
+  a->Save(writer);
+  const std::string bytes = writer.Release();
+  ByteReader reader(bytes);
+  ASSERT_TRUE(b->Load(reader).ok());
+  ByteWriter again;
+  b->Save(again);
+  EXPECT_EQ(again.Release(), bytes);
+  std::mt19937_64 ra(4), rb(4);
+  for (int i = 0; i < 3; ++i) {
+    const int64_t obs = config.observation_size;
+    std::vector<uint8_t> oa(16 * obs), na(16 * obs), ob(16 * obs), nb(16 * obs);
+    std::vector<int32_t> aa(16), ab(16);
+    std::vector<float> r1(16), d1(16), w1(16), r2(16), d2(16), w2(16);
+    std::vector<int64_t> ia(16), ib(16);
+    a->Sample(16, ra, {oa, aa, r1, d1, na, w1, ia});
+    b->Sample(16, rb, {ob, ab, r2, d2, nb, w2, ib});
+    EXPECT_EQ(oa, ob);
+    EXPECT_EQ(na, nb);
+    EXPECT_EQ(ia, ib);
+  }
+  // A buffer with another frame_stack rejects the state.
+  ReplayBufferConfig other = config;
+  other.frame_stack = 2;
+  auto c = std::make_unique<ReplayBuffer>(other, std::make_unique<PrioritizedSampler>(other.capacity, PrioritizedSamplerConfig{}));
+  ByteReader other_reader(bytes);
+  EXPECT_EQ(c->Load(other_reader).code(), Status::Code::kCorruption);
+  ByteReader truncated(std::string_view(bytes).substr(0, bytes.size() / 2));
+  EXPECT_EQ(b->Load(truncated).code(), Status::Code::kCorruption);
+}
+
+TEST(ReplayBufferFrameStackDeathTest, RejectsObservationsThatAreNotStacks) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const ReplayBufferConfig config = StackConfig(100, 1, 1);
+  // An episode's first observation with a non-zero older frame.
+  const auto nonzero_first = [&config] {
+    auto buffer = Uniform(config);
+    std::vector<uint8_t> o(kStack * kFrame, 1), empty;
+    buffer->Add(0, o, 0, 0.0f, false, false, o, empty);
+  };
+  EXPECT_DEATH(nonzero_first(), "zero-filled");
+  // A next observation that does not shift by one frame.
+  const auto not_shifted = [&config] {
+    auto buffer = Uniform(config);
+    std::vector<uint8_t> o(kStack * kFrame, 0), next(kStack * kFrame, 0), empty;
+    o.back() = 1;
+    next.back() = 2;  // Its frame k-2 should be o's newest frame (1s).
+    buffer->Add(0, o, 0, 0.0f, false, false, next, empty);
+  };
+  EXPECT_DEATH(not_shifted(), "rebuild exactly");
 }
 
 }  // namespace

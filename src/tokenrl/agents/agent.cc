@@ -56,7 +56,8 @@ class ValueAgent final : public Agent {
         .capacity = config.replay.capacity,
         .num_envs = envs_per_member,
         .observation_size = obs_size_,
-        .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma}};
+        .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma},
+        .frame_stack = static_cast<int>(config.replay.frame_stack)};
     for (int m = 0; m < members; ++m) {
       std::unique_ptr<replay::Sampler> sampler;
       if (config.replay.prioritized) {
@@ -366,7 +367,8 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config, std::u
       .capacity = config.replay.capacity,
       .num_envs = envs_per_member,
       .observation_size = static_cast<int64_t>(io.channels) * io.height * io.width,
-      .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma}};
+      .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma},
+      .frame_stack = static_cast<int>(config.replay.frame_stack)};
   TOKENRL_RETURN_IF_ERROR(replay_config.Validate().WithContext("Agent"));
   if (config.replay.prioritized) {
     const replay::PrioritizedSamplerConfig sampler_config{.alpha = config.replay.alpha, .beta = config.replay.beta};

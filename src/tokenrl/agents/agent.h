@@ -48,6 +48,7 @@ struct ReplayConfig {
   bool prioritized = false;
   double alpha = 0.5;  // Priority exponent (Dopamine: priorities are sqrt(loss)).
   double beta = 0.5;   // Importance-sampling exponent (Dopamine: fixed 0.5).
+  int64_t frame_stack = 1;  // Observations are stacks of this many frames (Atari: 4); stored once per frame.
 
   template <typename V>
   void VisitFields(V& v) {
@@ -55,6 +56,8 @@ struct ReplayConfig {
     v.Field("prioritized", prioritized, "Prioritized replay (Schaul et al.) instead of uniform");
     v.Field("alpha", alpha, "Prioritized replay: priority exponent", config::InRange(0.0, 1.0));
     v.Field("beta", beta, "Prioritized replay: importance-sampling exponent", config::InRange(0.0, 1.0));
+    v.Field("frame_stack", frame_stack, "Observations are stacks of this many frames; replay stores each frame once",
+            config::InRange<int64_t>(1, 64));
   }
 };
 

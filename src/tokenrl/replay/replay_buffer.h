@@ -36,6 +36,36 @@
 //
 // Observations are stored as uint8 (MinAtar's 0/1 grids are not bit-packed).
 // Not thread-safe; one buffer per member.
+//
+// Frame stacks (Atari, Dopamine; ../shared/docs/softmoe_reference.md 1.1).
+// With frame_stack = k > 1 an observation is [k*c, H, W]: k frames of
+// f = observation_size / k bytes, oldest first, newest last, zero-filled before
+// an episode's first observation; consecutive observations of one episode
+// shift by one frame. A slot then stores only its observation's newest frame
+// (f bytes) and the write index of its predecessor in the same episode (-1 for
+// an episode's first observation). Sample rebuilds a stack by following those
+// links back k-1 times, zero-filling once the episode's start is reached, so
+// an episode's first observation must have all-zero older frames (checked on
+// every Add; the error names the requirement). Streams of different envs
+// interleave in the ring; the links keep each episode's chain separate.
+//
+// Ring wrap-around with stacks: a slot's stack needs its k-1 predecessors,
+// which are older and so are overwritten first. This buffer keeps every
+// sampled stack exact by REMOVING transitions whose stacks lost a frame:
+//  * when a slot is overwritten, the transitions starting at it and at its
+//    k-1 successors in the same episode are removed from the sampler (a
+//    transition's bootstrap stack only needs frames that its first stack or
+//    its own younger frames also need, so nothing else can break);
+//  * a transition emitted by an accumulator after one of its predecessors
+//    was overwritten is not added at all.
+// MinCapacity grows by k - 1 slots per env pair so that, with envs stepped in
+// turn, neither case happens to a pending window. The sampler therefore never
+// returns a stack that differs from the one passed to Add.
+//
+// Verification: with verify_stacks (on by default in builds without NDEBUG,
+// and in the tests), every stored observation is rebuilt right after it is
+// written and compared with the observation passed in; a mismatch (an
+// environment whose observations do not shift by one frame) is a CHECK failure.
 
 #include <cstdint>
 #include <memory>
@@ -53,14 +83,31 @@ namespace tokenrl::replay {
 struct ReplayBufferConfig {
   int64_t capacity = 1000000;    // Observation slots = most transitions held.
   int num_envs = 1;              // Environment streams (one accumulator each).
-  int64_t observation_size = 0;  // Bytes per observation (C * H * W).
+  int64_t observation_size = 0;  // Bytes per observation (C * H * W; with frame stacks k * c * H * W).
   NStepConfig n_step;
+  // Observations are stacks of this many frames (newest last); each frame is
+  // stored once. 1: observations are stored whole.
+  int frame_stack = 1;
+  // Rebuild every stored observation and compare it with the one passed in.
+#ifdef NDEBUG
+  bool verify_stacks = false;
+#else
+  bool verify_stacks = true;
+#endif
 
-  // InvalidArgument unless every field is in range and
-  // capacity >= MinCapacity(num_envs, n) (so pending steps are never overwritten)
-  // and capacity < 2^31.
+  // InvalidArgument unless every field is in range (frame_stack >= 1 divides
+  // observation_size) and capacity >= MinCapacity(num_envs, n, frame_stack)
+  // (so pending steps and their stacks are never overwritten) and capacity < 2^31.
   Status Validate() const;
-  static int64_t MinCapacity(int num_envs, int n) { return 2 * static_cast<int64_t>(num_envs) * (n + 1); }
+  static int64_t MinCapacity(int num_envs, int n, int frame_stack = 1) {
+    return 2 * static_cast<int64_t>(num_envs) * (n + frame_stack);
+  }
+  // Bytes of one stored frame: observation_size / frame_stack.
+  int64_t frame_size() const { return observation_size / frame_stack; }
+  // Bytes the buffer holds per slot (= per stored transition) once full:
+  // the frame, the per-slot transition data and, with frame stacks, the
+  // predecessor link. The sampler's own per-slot arrays are not included.
+  int64_t BytesPerSlot() const;
 };
 
 // Caller-owned destination of Sample (B = batch size; obs = observation_size).
@@ -107,8 +154,14 @@ class ReplayBuffer {
   // REQUIRES: equal sizes; losses finite and >= 0.
   void UpdatePriorities(std::span<const int64_t> indices, std::span<const float> losses);
 
-  // Checkpointing: the stored observations and transitions, the write
-  // position, every accumulator and the sampler. Save -> Load -> Save gives
+  // Writes the observation stored in `slot` (rebuilt from its frames when
+  // frame_stack > 1) into `out` (observation_size bytes). Exact for every slot
+  // that starts a sampleable transition or is its bootstrap observation.
+  // REQUIRES: slot holds an observation (slot < observations_written()).
+  void ReadObservation(int64_t slot, std::span<uint8_t> out) const;
+
+  // Checkpointing: the stored observations (frames) and transitions, the
+  // frame links, the write position, every accumulator and the sampler. Save -> Load -> Save gives
   // identical bytes. Load fails with Corruption on truncated input or a
   // different configuration; the buffer is then unspecified until a
   // successful Load (which restores everything).
@@ -118,18 +171,32 @@ class ReplayBuffer {
  private:
   enum SlotState : uint8_t { kEmpty = 0, kPending = 1, kTransition = 2 };
 
-  // Writes an observation into the next slot (removing the transition it
-  // started, if any), marks the slot `state` and returns it.
-  int64_t WriteObservation(std::span<const uint8_t> observation, SlotState state);
-  uint8_t* SlotData(int64_t slot) { return obs_.data() + slot * config_.observation_size; }
-  const uint8_t* SlotData(int64_t slot) const { return obs_.data() + slot * config_.observation_size; }
+  // Writes an observation (its newest frame) into the next slot, removing the
+  // transition it started, if any, and those whose stacks needed it; marks
+  // the slot `state`, links it to the write index `prev_write` of the same
+  // episode's previous observation (-1: the episode's first) and returns it.
+  int64_t WriteObservation(std::span<const uint8_t> observation, SlotState state, int64_t prev_write);
+  // Write index of the observation a live slot holds.
+  int64_t WriteIndexOf(int64_t slot) const {
+    const int64_t last = writes_ - 1;
+    return last - (last - slot) % config_.capacity;
+  }
+  uint8_t* SlotData(int64_t slot) { return obs_.data() + slot * frame_size_; }
+  const uint8_t* SlotData(int64_t slot) const { return obs_.data() + slot * frame_size_; }
+  // Rebuilds the observation of `slot` into `out` (observation_size bytes).
+  void Rebuild(int64_t slot, uint8_t* out) const;
+  // Whether every frame of slot's stack is still stored (always, for k = 1).
+  bool StackComplete(int64_t slot) const;
+  // Removes the transition starting at `slot`, if any.
+  void RemoveTransition(int64_t slot);
 
   ReplayBufferConfig config_;
+  int64_t frame_size_ = 0;  // Bytes stored per slot.
   std::unique_ptr<Sampler> sampler_;
   std::vector<NStepAccumulator> accumulators_;  // [num_envs]
   std::vector<int64_t> current_;                // [num_envs] slot of o_t, or -1 at an episode start.
   int64_t writes_ = 0;                          // Observations written; next slot = writes_ % capacity.
-  std::vector<uint8_t> obs_;                    // Grows to capacity * observation_size.
+  std::vector<uint8_t> obs_;                    // Grows to capacity * frame_size.
   // Per slot (capacity entries).
   std::vector<uint8_t> state_;
   std::vector<int32_t> successor_;  // Slot of the observation after this step (-1: none yet).
@@ -137,7 +204,12 @@ class ReplayBuffer {
   std::vector<int32_t> action_;
   std::vector<float> return_;
   std::vector<float> discount_;
+  // Frame stacks only (empty for k = 1): write index of the same episode's
+  // previous observation, -1 for an episode's first. It is still stored iff
+  // index >= writes_ - capacity.
+  std::vector<int64_t> prev_write_;
   // Scratch.
+  std::vector<uint8_t> verify_;
   std::vector<NStepTransition> emitted_;
   std::vector<int64_t> sample_indices_;
   std::vector<double> sample_weights_;
