@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "tokenrl/cli/commands.h"
+#include "tokenrl/cli/report_command.h"
 #include "tokenrl/cli/train_commands.h"
 #ifdef TOKENRL_HAVE_TORCH
 #include "tokenrl/nn/torch/torch_learner.h"
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   AddBenchCommand(app, exit_code);
   AddPlayCommand(app, exit_code);
   AddStatsCommand(app, exit_code);
+  AddReportCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,350 @@
+// `tokenrl report` library part (tokenrl/stats/report.h) on a small synthetic
+// set of run directories written by hand: 2 variants x 2 tasks x 3 members
+// with known evaluation returns.
+
+#include "tokenrl/stats/report.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "tokenrl/core/file_util.h"
+#include "tokenrl/stats/aggregates.h"
+#include "tokenrl/stats/bootstrap.h"
+#include "tokenrl/stats/csv.h"
+#include "tokenrl/stats/normalization.h"
+#include "tokenrl/stats/score_matrix.h"
+
+namespace tokenrl::stats {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kVariants = {"flatten", "softmoe"};
+const std::vector<std::string> kTasks = {"asterix", "breakout"};  // Sorted, as the matrix columns.
+constexpr int kMembers = 3;
+constexpr int64_t kSteps[] = {5000, 10000};
+
+// Known evaluation return of (variant, task, member) at evaluation point t.
+double EvalReturn(int v, int task, int member, int t) {
+  const double final_score = 1.0 + 2.0 * v + 3.0 * task + 0.5 * member + 0.25 * member * member;
+  return t == 1 ? final_score : 0.5 * final_score - 0.1 * member;
+}
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name) {
+    path_ = fs::temp_directory_path() / fmt::format("tokenrl_report_test_{}_{}", ::getpid(), name);
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteText(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+std::string Config(const std::string& env, const std::string& mixer, int seed) {
+  return fmt::format(
+      "seed = {}\n\n[env]\nname = \"{}\"\nmax_episode_steps = 0\n\n[network.mixer]\ntype = \"{}\"\nhidden_units = "
+      "128\n\n[learner]\nlearning_rate = 0.00025\n",
+      seed, env, mixer);
+}
+
+// metrics.csv as `tokenrl train` writes it: a logging-only row (no
+// evaluation) between the two evaluation points.
+std::string Metrics(int v, int task) {
+  std::string s =
+      "member,env_steps,gradient_updates,episodes,return_mean_recent,loss,q_mean,epsilon,eval_return_mean,"
+      "eval_return_std\n";
+  for (int m = 0; m < kMembers; ++m) s += fmt::format("{},2500,100,10,0.5,0.1,0.2,0.9,,\n", m);
+  for (int t = 0; t < 2; ++t) {
+    for (int m = 0; m < kMembers; ++m) {
+      s += fmt::format("{},{},1000,50,{},0.1,0.2,0.5,{},0.3\n", m, kSteps[t], 0.1 * m, EvalReturn(v, task, m, t));
+    }
+  }
+  return s;
+}
+
+// root/<variant>/<task>/ with config.resolved.toml, metrics.csv and DONE.
+void WriteSyntheticRuns(const fs::path& root) {
+  for (size_t v = 0; v < kVariants.size(); ++v) {
+    for (size_t t = 0; t < kTasks.size(); ++t) {
+      const fs::path dir = root / kVariants[v] / kTasks[t];
+      WriteText(dir / "config.resolved.toml", Config("minatar/" + kTasks[t], kVariants[v], static_cast<int>(t)));
+      WriteText(dir / "metrics.csv", Metrics(static_cast<int>(v), static_cast<int>(t)));
+      WriteText(dir / "DONE", "");
+    }
+  }
+}
+
+ReportOptions SmallOptions(const fs::path& root, const fs::path& out) {
+  ReportOptions o;
+  o.roots = {root.string()};
+  o.out_dir = out.string();
+  o.reps = 3000;
+  o.curve_reps = 500;
+  o.profile_reps = 500;
+  o.seed = 7;
+  return o;
+}
+
+// Rows are members (runs), columns the sorted tasks; t_index 1 = final scores.
+ScoreMatrix ExpectedRaw(int v, int t_index) {
+  std::vector<std::vector<double>> rows(kMembers);
+  for (int m = 0; m < kMembers; ++m)
+    for (int task = 0; task < 2; ++task) rows[m].push_back(EvalReturn(v, task, m, t_index));
+  auto matrix = ScoreMatrix::FromRows(rows, kTasks);
+  TOKENRL_CHECK(matrix.ok(), "{}", matrix.status().message());
+  return std::move(matrix).value();
+}
+
+std::map<std::string, std::vector<std::string>> ReadCsvRows(const fs::path& path, const std::string& key_column) {
+  auto text = ReadFile(path.string());
+  EXPECT_TRUE(text.ok()) << path;
+  auto table = ParseCsv(*text, path.string());
+  EXPECT_TRUE(table.ok()) << table.status().message();
+  std::map<std::string, std::vector<std::string>> rows;
+  const int key = *table->Column(key_column);
+  for (const auto& row : table->rows) rows[row.fields[key]] = row.fields;
+  return rows;
+}
+
+double CsvValue(const std::vector<std::string>& fields, const CsvTable& table, const std::string& column) {
+  return *ParseDouble(fields[*table.Column(column)], column);
+}
+
+TEST(ReportTest, WritesEveryFileAndTheTableEqualsTheLibraryAggregates) {
+  TempDir tmp("full");
+  WriteSyntheticRuns(tmp.path() / "runs");
+  const fs::path out = tmp.path() / "out";
+  auto result = RunReport(SmallOptions(tmp.path() / "runs", out));
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->normalization, "minatar");  // auto: every task is minatar/*.
+  ASSERT_EQ(result->variants.size(), 2u);
+  EXPECT_EQ(result->runs.size(), 12u);
+  for (const auto& w : result->warnings) ADD_FAILURE() << "unexpected warning: " << w;
+
+  for (const char* f : {"table.md", "table.csv", "scores.csv", "scores/flatten.csv", "scores/softmoe.csv",
+                        "curves.csv", "profiles.csv", "report.md", "report.html", "plots/aggregates.gp",
+                        "plots/aggregates.dat", "plots/learning_curves.gp", "plots/learning_curves.dat",
+                        "plots/performance_profile.gp", "plots/performance_profile.dat"}) {
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+    EXPECT_GT(fs::file_size(out / f), 0u) << f;
+  }
+  const bool have_gnuplot = !FindExecutable("gnuplot").empty();
+  for (const char* f : {"aggregates", "learning_curves", "performance_profile"}) {
+    for (const char* ext : {".png", ".svg"}) {
+      const fs::path image = out / (std::string(f) + ext);
+      if (have_gnuplot) {
+        ASSERT_TRUE(fs::is_regular_file(image)) << image;
+        EXPECT_GT(fs::file_size(image), 1000u) << image;
+      }
+    }
+  }
+  EXPECT_EQ(result->plots_drawn, have_gnuplot);
+  if (!have_gnuplot) GTEST_LOG_(INFO) << "gnuplot not on PATH: image checks skipped";
+
+  // The same matrices through the stats library directly.
+  auto normalizer = Normalizer::MinAtar();
+  ASSERT_TRUE(normalizer.ok()) << normalizer.status().message();
+  BootstrapOptions b;
+  b.reps = 3000;
+  b.seed = 7;
+  auto table_text = ReadFile((out / "table.csv").string());
+  ASSERT_TRUE(table_text.ok());
+  auto table = ParseCsv(*table_text, "table.csv");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  ASSERT_EQ(table->rows.size(), 2u);
+  const auto curves = ReadCsvRows(out / "curves.csv", "env_steps");  // Keyed by step: last variant wins.
+  for (int v = 0; v < 2; ++v) {
+    const ScoreMatrix raw = ExpectedRaw(v, 1);
+    auto normalized = normalizer->Normalize(raw);
+    ASSERT_TRUE(normalized.ok());
+    auto expected = AggregateIntervalEstimates(*normalized, b);
+    ASSERT_TRUE(expected.ok());
+    const ReportVariant& rv = result->variants[v];
+    EXPECT_EQ(rv.name, kVariants[v]);
+    ASSERT_EQ(rv.raw->num_runs(), kMembers);
+    ASSERT_EQ(rv.raw->num_tasks(), 2);
+    for (size_t i = 0; i < raw.size(); ++i) EXPECT_EQ(rv.raw->values()[i], raw.values()[i]);
+    const auto& row = table->rows[v].fields;
+    EXPECT_EQ(row[*table->Column("variant")], kVariants[v]);
+    EXPECT_EQ(row[*table->Column("runs")], "3");
+    EXPECT_EQ(row[*table->Column("tasks")], "2");
+    for (int a = 0; a < kNumAggregates; ++a) {
+      const auto aggregate = static_cast<Aggregate>(a);
+      const std::string key(AggregateKey(aggregate));
+      const IntervalEstimate& e = expected->Get(aggregate);
+      // Point estimates exactly; the intervals too (same seed, same matrix).
+      EXPECT_EQ(CsvValue(row, *table, key), e.point) << kVariants[v] << " " << key;
+      EXPECT_EQ(CsvValue(row, *table, key + "_lower"), e.lower) << kVariants[v] << " " << key;
+      EXPECT_EQ(CsvValue(row, *table, key + "_upper"), e.upper) << kVariants[v] << " " << key;
+      EXPECT_EQ(rv.aggregates.Get(aggregate).point, e.point);
+    }
+    // Point estimates of the learning curve: IQM at both evaluation points.
+    ASSERT_EQ(rv.curve_steps, (std::vector<int64_t>{5000, 10000}));
+    for (int t = 0; t < 2; ++t) {
+      auto norm_t = normalizer->Normalize(ExpectedRaw(v, t));
+      ASSERT_TRUE(norm_t.ok());
+      EXPECT_DOUBLE_EQ(rv.curve_iqm[t].point, Iqm(norm_t->view())) << "variant " << v << " point " << t;
+      EXPECT_LE(rv.curve_iqm[t].lower, rv.curve_iqm[t].point);
+      EXPECT_GE(rv.curve_iqm[t].upper, rv.curve_iqm[t].point);
+    }
+    // Profile point values equal the library's score distribution.
+    const auto profile = ScoreDistribution(normalized->view(), result->taus);
+    ASSERT_EQ(rv.profile.size(), profile.size());
+    for (size_t i = 0; i < profile.size(); ++i) EXPECT_EQ(rv.profile[i].point, profile[i]);
+
+    // scores/<variant>.csv re-reads (as `tokenrl stats --scores` does) to the raw matrix.
+    auto reread = LoadScoresCsv((out / "scores" / (kVariants[v] + ".csv")).string());
+    ASSERT_TRUE(reread.ok()) << reread.status().message();
+    ASSERT_EQ(reread->task_names(), raw.task_names());
+    for (size_t i = 0; i < raw.size(); ++i) EXPECT_EQ(reread->values()[i], raw.values()[i]);
+  }
+  EXPECT_EQ(curves.size(), 2u);
+
+  // The markdown table and the report show the same numbers and each variant's config.
+  auto md = ReadFile((out / "table.md").string());
+  ASSERT_TRUE(md.ok());
+  const auto& iqm0 = result->variants[0].aggregates.iqm;
+  EXPECT_NE(md->find(fmt::format("| flatten | 3 | 2 | {:.3f} [{:.3f}, {:.3f}]", iqm0.point, iqm0.lower, iqm0.upper)),
+            std::string::npos)
+      << *md;
+  auto report = ReadFile((out / "report.md").string());
+  ASSERT_TRUE(report.ok());
+  EXPECT_NE(report->find("`network.mixer.type` | softmoe"), std::string::npos) << *report;
+  EXPECT_NE(report->find("table.csv"), std::string::npos);
+  if (have_gnuplot) {
+    EXPECT_NE(report->find("![Aggregate metrics"), std::string::npos);
+  }
+  auto html = ReadFile((out / "report.html").string());
+  ASSERT_TRUE(html.ok());
+  EXPECT_NE(html->find("<table>"), std::string::npos);
+  EXPECT_NE(html->find("</html>"), std::string::npos);
+}
+
+TEST(ReportTest, GroupByConfigKeysAndNoNormalization) {
+  TempDir tmp("groupby");
+  WriteSyntheticRuns(tmp.path() / "runs");
+  ReportOptions o = SmallOptions(tmp.path() / "runs", tmp.path() / "out");
+  o.group_by = {"network.mixer.type"};
+  o.normalize = "none";
+  o.plots = false;
+  auto result = RunReport(o);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  ASSERT_EQ(result->variants.size(), 2u);
+  EXPECT_EQ(result->variants[0].name, "flatten");
+  EXPECT_EQ(result->variants[1].name, "softmoe");
+  EXPECT_EQ(result->variants[1].aggregates.mean.point, AggregateMean(ExpectedRaw(1, 1).view()));
+  EXPECT_FALSE(result->plots_drawn);
+  EXPECT_TRUE(fs::is_regular_file(tmp.path() / "out" / "plots" / "aggregates.gp"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "out" / "aggregates.png"));
+
+  o.group_by = {"network.mixer.type", "no.such_key"};
+  auto missing = RunReport(o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no.such_key"), std::string::npos);
+}
+
+TEST(ReportTest, MissingGnuplotIsAWarningNotAnError) {
+  TempDir tmp("nognuplot");
+  WriteSyntheticRuns(tmp.path() / "runs");
+  ReportOptions o = SmallOptions(tmp.path() / "runs", tmp.path() / "out");
+  o.gnuplot = (tmp.path() / "no" / "gnuplot").string();
+  auto result = RunReport(o);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_FALSE(result->plots_drawn);
+  ASSERT_FALSE(result->warnings.empty());
+  EXPECT_NE(result->warnings.back().find("GNUPLOT NOT FOUND"), std::string::npos) << result->warnings.back();
+  EXPECT_TRUE(fs::is_regular_file(tmp.path() / "out" / "plots" / "learning_curves.gp"));
+  EXPECT_TRUE(fs::is_regular_file(tmp.path() / "out" / "report.md"));
+}
+
+TEST(ReportTest, ClearErrorsAndWarnings) {
+  TempDir tmp("errors");
+  // No run directories.
+  fs::create_directories(tmp.path() / "empty" / "sub");
+  auto none = RunReport(SmallOptions(tmp.path() / "empty", tmp.path() / "out"));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no run directories found"), std::string::npos)
+      << none.status().message();
+
+  // Unparsable metrics.csv: the message names the file and line.
+  const fs::path bad = tmp.path() / "bad" / "v" / "breakout";
+  WriteText(bad / "config.resolved.toml", Config("minatar/breakout", "flatten", 0));
+  WriteText(bad / "metrics.csv", "member,env_steps,return_mean_recent,eval_return_mean\n0,abc,1.0,2.0\n");
+  auto unparsable = RunReport(SmallOptions(tmp.path() / "bad", tmp.path() / "out"));
+  ASSERT_FALSE(unparsable.ok());
+  EXPECT_NE(unparsable.status().message().find((bad / "metrics.csv").string() + ":2"), std::string::npos)
+      << unparsable.status().message();
+
+  // A task without a MinAtar reference.
+  const fs::path unknown = tmp.path() / "unknown" / "v" / "pong";
+  WriteText(unknown / "config.resolved.toml", Config("minatar/pong", "flatten", 0));
+  WriteText(unknown / "metrics.csv", Metrics(0, 0));
+  ReportOptions o = SmallOptions(tmp.path() / "unknown", tmp.path() / "out");
+  o.normalize = "minatar";
+  auto no_reference = RunReport(o);
+  ASSERT_FALSE(no_reference.ok());
+  EXPECT_NE(no_reference.status().message().find("--normalize none"), std::string::npos)
+      << no_reference.status().message();
+
+  // Variants on different task sets, a member without evaluation, no DONE: warnings.
+  WriteSyntheticRuns(tmp.path() / "mixed");
+  fs::remove_all(tmp.path() / "mixed" / "softmoe" / "asterix");
+  fs::remove(tmp.path() / "mixed" / "flatten" / "asterix" / "DONE");
+  WriteText(tmp.path() / "mixed" / "flatten" / "asterix" / "metrics.csv",
+            "member,env_steps,return_mean_recent,eval_return_mean\n0,1000,0.5,\n0,2000,0.7,\n"
+            "1,1000,0.5,3.0\n1,2000,0.7,4.0\n2,1000,0.5,3.5\n2,2000,0.7,4.5\n");
+  ReportOptions m = SmallOptions(tmp.path() / "mixed", tmp.path() / "out_mixed");
+  m.plots = false;
+  auto mixed = RunReport(m);
+  ASSERT_TRUE(mixed.ok()) << mixed.status().message();
+  std::string all;
+  for (const auto& w : mixed->warnings) all += w + "\n";
+  EXPECT_NE(all.find("variants cover different tasks"), std::string::npos) << all;
+  EXPECT_NE(all.find("return_mean_recent"), std::string::npos) << all;
+  EXPECT_NE(all.find("without DONE"), std::string::npos) << all;
+  // The fallback member's final score is its last training return.
+  const auto& runs = mixed->runs;
+  auto it = std::find_if(runs.begin(), runs.end(), [](const ReportRun& r) {
+    return r.task == "asterix" && r.variant == "flatten" && r.member == 0;
+  });
+  ASSERT_NE(it, runs.end());
+  EXPECT_FALSE(it->final_from_eval);
+  EXPECT_EQ(it->final_score, 0.7);
+}
+
+TEST(ReportTest, ParseMetricsCsvReadsEvalAndTrainingSeries) {
+  auto parsed = ParseMetricsCsv(Metrics(0, 1), "m.csv");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_EQ(parsed->size(), 3u);
+  EXPECT_EQ((*parsed)[2].eval.size(), 2u);
+  EXPECT_EQ((*parsed)[2].eval.back().first, 10000);
+  EXPECT_EQ((*parsed)[2].eval.back().second, EvalReturn(0, 1, 2, 1));
+  EXPECT_EQ((*parsed)[2].train.size(), 3u);
+  EXPECT_FALSE(ParseMetricsCsv("member,env_steps\n0,1\n", "m.csv").ok());  // Columns missing.
+  EXPECT_FALSE(ParseMetricsCsv(
+                   "member,env_steps,return_mean_recent,eval_return_mean\n", "m.csv")
+                   .ok());  // No rows.
+}
+
+}  // namespace
+}  // namespace tokenrl::stats
