@@ -1,13 +1,15 @@
 // The conformance suite (OpenSpiel's RandomSimTest, EnvPool's deterministic
-// check), run over every registered environment: seeded random play with the
-// contracts of environment.h checked on every step.
+// check), run over every registered environment and every wrapper: seeded
+// random play with the contracts of environment.h checked on every step.
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tokenrl/env/frame_stack.h"
 #include "tokenrl/env/registry.h"
 
 namespace tokenrl::env {
@@ -19,13 +21,33 @@ struct Trace {
   std::vector<uint8_t> done_flags;
 };
 
-std::unique_ptr<Environment> Make(const std::string& name, int64_t max_steps = 0) {
+std::unique_ptr<Environment> MakeRegistered(const std::string& name, int64_t max_steps) {
   EnvConfig config;
   config.name = name;
   config.max_episode_steps = max_steps;
   auto env = MakeEnvironment(config);
   TOKENRL_CHECK(env.ok(), "{}", env.status().ToString());
   return std::move(env).value();
+}
+
+// One environment under test: a label and a factory taking the time limit.
+struct EnvCase {
+  std::string label;
+  std::string name;  // spec().name
+  std::function<std::unique_ptr<Environment>(int64_t max_steps)> make;
+};
+
+void PrintTo(const EnvCase& c, std::ostream* os) { *os << c.label; }
+
+std::vector<EnvCase> AllCases() {
+  std::vector<EnvCase> cases;
+  for (const auto& name : EnvRegistry::Global().Names()) {
+    cases.push_back({name, name, [name](int64_t max_steps) { return MakeRegistered(name, max_steps); }});
+  }
+  cases.push_back({"frame_stack_4/minatar/breakout", "minatar/breakout", [](int64_t max_steps) {
+                     return std::make_unique<FrameStack>(MakeRegistered("minatar/breakout", max_steps), 4);
+                   }});
+  return cases;
 }
 
 // Seeded random play for `steps` steps (resetting after each episode),
@@ -48,12 +70,15 @@ Trace Play(Environment& env, uint32_t seed, int steps, uint64_t action_seed) {
   return trace;
 }
 
-class EnvConformanceTest : public ::testing::TestWithParam<std::string> {};
+class EnvConformanceTest : public ::testing::TestWithParam<EnvCase> {
+ protected:
+  std::unique_ptr<Environment> Make(int64_t max_steps = 0) const { return GetParam().make(max_steps); }
+};
 
 TEST_P(EnvConformanceTest, SpecIsConsistent) {
-  auto env = Make(GetParam());
+  auto env = Make();
   const EnvSpec& spec = env->spec();
-  EXPECT_EQ(spec.name, GetParam());
+  EXPECT_EQ(spec.name, GetParam().name);
   EXPECT_FALSE(spec.description.empty());
   EXPECT_GT(spec.num_actions(), 0);
   for (int d : spec.observation_shape) EXPECT_GT(d, 0);
@@ -64,7 +89,7 @@ TEST_P(EnvConformanceTest, SpecIsConsistent) {
 }
 
 TEST_P(EnvConformanceTest, RandomPlayRespectsContracts) {
-  auto env = Make(GetParam());
+  auto env = Make();
   const EnvSpec& spec = env->spec();
   std::mt19937_64 actions(17);
   std::vector<uint8_t> obs(static_cast<size_t>(spec.observation_size()));
@@ -103,7 +128,7 @@ TEST_P(EnvConformanceTest, RandomPlayRespectsContracts) {
 }
 
 TEST_P(EnvConformanceTest, OutOfRangeActionsAreErrors) {
-  auto env = Make(GetParam());
+  auto env = Make();
   env->Reset(0);
   for (int a : {-1, env->spec().num_actions(), 1000}) {
     auto r = env->Step(a);
@@ -115,8 +140,8 @@ TEST_P(EnvConformanceTest, OutOfRangeActionsAreErrors) {
 }
 
 TEST_P(EnvConformanceTest, SameSeedSameTrajectoryDifferentSeedDifferent) {
-  auto a = Make(GetParam());
-  auto b = Make(GetParam());
+  auto a = Make();
+  auto b = Make();
   const Trace ta = Play(*a, 5, 3000, 1);
   const Trace tb = Play(*b, 5, 3000, 1);
   EXPECT_EQ(ta.rewards, tb.rewards);
@@ -130,7 +155,7 @@ TEST_P(EnvConformanceTest, SameSeedSameTrajectoryDifferentSeedDifferent) {
 }
 
 TEST_P(EnvConformanceTest, CloneAndSaveLoadContinueIdentically) {
-  auto env = Make(GetParam());
+  auto env = Make();
   std::mt19937_64 actions(3);
   env->Reset(77);
   for (int t = 0; t < 137; ++t) {
@@ -139,7 +164,7 @@ TEST_P(EnvConformanceTest, CloneAndSaveLoadContinueIdentically) {
     if (r->done()) env->Reset();
   }
   auto clone = env->Clone();
-  auto restored = Make(GetParam());
+  auto restored = Make();
   const std::string state = env->SaveState();
   ASSERT_TRUE(restored->LoadState(state).ok());
   EXPECT_EQ(restored->SaveState(), state) << "save -> load -> save is not byte-identical";
@@ -168,7 +193,7 @@ TEST_P(EnvConformanceTest, CloneAndSaveLoadContinueIdentically) {
 }
 
 TEST_P(EnvConformanceTest, LoadStateRejectsGarbage) {
-  auto env = Make(GetParam());
+  auto env = Make();
   env->Reset(1);
   const std::string state = env->SaveState();
   EXPECT_FALSE(env->LoadState("").ok());
@@ -179,7 +204,7 @@ TEST_P(EnvConformanceTest, LoadStateRejectsGarbage) {
 }
 
 TEST_P(EnvConformanceTest, TimeLimitTruncatesWithoutTerminating) {
-  auto env = Make(GetParam(), /*max_steps=*/7);
+  auto env = Make(/*max_steps=*/7);
   env->Reset(3);
   std::mt19937_64 actions(9);
   for (int episode = 0; episode < 20; ++episode) {
@@ -200,14 +225,14 @@ TEST_P(EnvConformanceTest, TimeLimitTruncatesWithoutTerminating) {
   }
 }
 
-std::string Name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string n = info.param;
+std::string Name(const ::testing::TestParamInfo<EnvCase>& info) {
+  std::string n = info.param.label;
   for (char& c : n)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   return n;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllRegistered, EnvConformanceTest, ::testing::ValuesIn(EnvRegistry::Global().Names()), Name);
+INSTANTIATE_TEST_SUITE_P(AllEnvironments, EnvConformanceTest, ::testing::ValuesIn(AllCases()), Name);
 
 TEST(EnvRegistryTest, UnknownNameListsRegisteredEnvironments) {
   EnvConfig config;
