@@ -63,7 +63,7 @@ TEST_P(NetworkPresetTrainTest, TrainsOnMinatarWithQAndRainbowHeads) {
     for (auto& a : actions) a = static_cast<int32_t>(rng() % 6);
     const std::vector<float> returns(kMembers * kBatch, 1.0f), discounts(kMembers * kBatch, 0.99f);
     UpdateBatch batch{.batch_size = kBatch, .observations = obs, .actions = actions, .returns = returns,
-                      .discounts = discounts, .next_observations = next_obs};
+                      .discounts = discounts, .next_observations = next_obs, .weights = {}};
     UpdateResult result;
     for (int step = 0; step < 2; ++step) {
       ASSERT_TRUE((*learner)->Update(batch, result).ok()) << GetParam();
