@@ -8,9 +8,9 @@
 #   bench/learning_check.sh [OUT_DIR] [ENV_STEPS] [VARIANT...]
 #
 # Defaults: out/learning_check, 1000000 steps, variants baseline and
-# tokenized_sum_per_conv (configs/networks/). Needs a built tokenrl with the
-# torch backend (scripts/setup.sh). Flatten takes about 8 minutes per 1M steps
-# on one core; tokenized and SoftMoE variants are several times slower.
+# tokenized_sum_per_conv (configs/networks/), at MinAtar's DQN width (Dense 128,
+# Young & Tian 2019; experts of width 128). Needs a built tokenrl with the torch
+# backend (scripts/setup.sh). Runs are resumable: rerunning continues them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${TOKENRL_BUILD_DIR:-build}
@@ -30,6 +30,7 @@ for variant in "${VARIANTS[@]}"; do
   else
     "$BUILD_DIR/tokenrl" train --config configs/agents/minatar_dqn.toml --config configs/encoders/minatar.toml \
       --config "configs/networks/$variant.toml" --set env.name=minatar/breakout \
+      --set network.mixer.hidden_units=128 --set network.mixer.expert_hidden_units=128 \
       --set schedule.total_env_steps="$STEPS" --set schedule.eval_every_env_steps=50000 \
       --set schedule.eval_episodes=30 --out "$dir"
   fi
