@@ -196,6 +196,24 @@ class ValueAgent final : public Agent {
 
   nn::Learner& learner() override { return *learner_; }
 
+  int RecentObservations(int n, std::vector<uint8_t>& out) const override {
+    int64_t k = n;
+    for (const auto& replay : replays_) {
+      k = std::min({k, replay->observations_written(), replay->config().capacity});
+    }
+    out.assign(static_cast<size_t>(std::max<int64_t>(k, 0) * members_ * obs_size_), 0);
+    if (k <= 0) return 0;
+    for (int m = 0; m < members_; ++m) {
+      const replay::ReplayBuffer& replay = *replays_[m];
+      const int64_t written = replay.observations_written(), capacity = replay.config().capacity;
+      for (int64_t i = 0; i < k; ++i) {
+        replay.ReadObservation((written - k + i) % capacity,
+                               std::span<uint8_t>(out.data() + (m * k + i) * obs_size_, static_cast<size_t>(obs_size_)));
+      }
+    }
+    return static_cast<int>(k);
+  }
+
   void Save(ByteWriter& writer) const override {
     writer.Write(kMagic);
     writer.Write(kVersion);

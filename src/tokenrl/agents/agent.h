@@ -145,6 +145,17 @@ class Agent {
   virtual TrainStats TakeTrainStats() = 0;
   virtual nn::Learner& learner() = 0;
 
+  // The (up to) `n` observations most recently written to each member's
+  // replay, oldest first, into `out` ([E, k, C, H, W]); returns k (the least
+  // count any member holds; 0 when a replay is empty or the agent keeps
+  // none). Reads only: no RNG, no state change, so a pure function of the
+  // checkpointed state (used for diagnostics batches).
+  virtual int RecentObservations(int n, std::vector<uint8_t>& out) const {
+    (void)n;
+    out.clear();
+    return 0;
+  }
+
   // Everything: learner, replay (contents, samplers, n-step accumulators),
   // RNG streams, counters.
   virtual void Save(ByteWriter& writer) const = 0;

@@ -54,3 +54,22 @@ StatusOr<std::unique_ptr<Learner>> MakeLearner(const NetworkConfig& network, con
 }
 
 }  // namespace tokenrl::nn
+
+namespace tokenrl::nn {
+
+Status Learner::ResetOptimizerStateRange(const std::string& name, int member, int64_t offset, int64_t count) {
+  for (const ParameterInfo& p : Parameters()) {
+    if (p.name != name) continue;
+    if (offset == 0 && count == p.numel()) return ResetOptimizerState(name, member);
+    return Status::InvalidArgument(
+        fmt::format("ResetOptimizerStateRange: this backend resets only whole parameters (\"{}\")", name));
+  }
+  return Status::NotFound(fmt::format("no parameter named \"{}\"", name));
+}
+
+StatusOr<std::vector<MemberDiagnostics>> Learner::Diagnostics(std::span<const uint8_t>, int,
+                                                              const std::vector<double>&) {
+  return Status::InvalidArgument("this learner backend does not implement Diagnostics");
+}
+
+}  // namespace tokenrl::nn

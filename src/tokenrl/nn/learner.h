@@ -100,6 +100,40 @@ struct UpdateResult {
   std::vector<float> q_mean;           // [E] mean of Q(s_i, a_i)
 };
 
+// Diagnostics of the online network on a batch (no noise, no gradient, no
+// state change), per member. Definitions (softmoe_reference.md sections 7, 12):
+//  * dormant fraction at tau (Sokar et al. 2023): unit u of a layer has score
+//    s_u = mean |a_u| over the batch (and slots) / mean_u' of the same means;
+//    the fraction of units with s_u <= tau (see DormantFraction in
+//    nn/diagnostics.h). A layer whose mean is 0 counts every unit dormant;
+//  * srank_delta (Kumar et al. 2021): the smallest k with
+//    sum_{i<=k} sigma_i >= (1 - delta) sum_i sigma_i over the singular values
+//    of the penultimate features [B, F];
+//  * routing (MoE mixers): combine_share[j] = sum over the batch, tokens and
+//    expert j's slots of the combine weights / total combine weight;
+//    dispatch_entropy = mean over (sample, slot) of the entropy (nats) of the
+//    slot's dispatch distribution over tokens; combine_entropy = mean over
+//    (sample, token) of the entropy of the token's combine weights
+//    renormalized over slots; expert_load[j] = fraction of expert j's B p
+//    slots that received a token (sparse routers only);
+//    tokens_dropped = fraction of (sample, token) pairs with zero combine
+//    weight; combine_similarity = mean over expert pairs j != j' of the
+//    cosine similarity of their combine patterns (the combine weights of the
+//    expert's slots summed, as a vector over (sample, token)); slot_
+//    similarity = mean over slot pairs of the cosine similarity of their
+//    dispatch patterns (vectors over (sample, token)).
+struct MemberDiagnostics {
+  std::vector<double> taus;                          // The thresholds, as asked.
+  std::vector<double> penultimate_dormant;           // [taus] (empty: no penultimate layer exposed)
+  std::vector<std::vector<double>> expert_dormant;   // [experts][taus] (empty: no experts)
+  std::vector<double> combine_share;                 // [experts]
+  std::vector<double> expert_load;                   // [experts] (sparse routers; else empty)
+  double dispatch_entropy = 0.0, combine_entropy = 0.0, tokens_dropped = 0.0;
+  double combine_similarity = 0.0, slot_similarity = 0.0;
+  double feature_srank = 0.0;    // Of the penultimate features, delta = 0.01.
+  double parameter_norm = 0.0;   // L2 norm of all online parameters of the member.
+};
+
 // One named parameter tensor; every member holds its own copy of `shape`.
 struct ParameterInfo {
   std::string name;            // e.g. "mixer.experts.w1"
@@ -143,6 +177,17 @@ class Learner {
   virtual Status SetParameter(const std::string& name, int member, std::span<const float> values) = 0;
   // Zeroes the optimizer state (Adam moments) of one parameter of one member.
   virtual Status ResetOptimizerState(const std::string& name, int member) = 0;
+  // Zeroes the optimizer state of the values [offset, offset + count) of one
+  // parameter of one member (row-major per-member layout), e.g. one expert's
+  // slice of an [n, ...] parameter. The default handles only the whole
+  // parameter; backends override it.
+  virtual Status ResetOptimizerStateRange(const std::string& name, int member, int64_t offset, int64_t count);
+
+  // Diagnostics (see MemberDiagnostics) of the online network on
+  // `observations` [E, n, C, H, W], one entry per member. Default:
+  // Unimplemented.
+  virtual StatusOr<std::vector<MemberDiagnostics>> Diagnostics(std::span<const uint8_t> observations, int n,
+                                                               const std::vector<double>& taus);
 
   // Full state (online, target, optimizer, noise stream) to bytes and back.
   virtual void Save(ByteWriter& writer) const = 0;

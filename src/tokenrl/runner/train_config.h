@@ -19,6 +19,7 @@
 // fanned-out values, so feeding it back reproduces the run.
 
 #include <cstdint>
+#include <vector>
 
 #include "tokenrl/agents/agent.h"
 #include "tokenrl/config/config.h"
@@ -60,6 +61,100 @@ struct ScheduleConfig {
   }
 };
 
+// [diagnostics]: Learner::Diagnostics (nn/learner.h) every every_env_steps
+// (0 = off) on the batch_size observations most recently stored in each
+// member's replay, one diagnostics.csv row per member (see trainer.h).
+struct DiagnosticsConfig {
+  int64_t every_env_steps = 0;
+  int64_t batch_size = 256;
+  std::vector<double> taus{0.0, 0.025};
+
+  template <typename V>
+  void VisitFields(V& v) {
+    v.Field("every_env_steps", every_env_steps,
+            "Env steps per member between diagnostics.csv rows (dormant units, routing, srank; 0 = off)",
+            config::AtLeast<int64_t>(0));
+    v.Field("batch_size", batch_size, "Most recent replay observations per member the diagnostics run on",
+            config::InRange<int64_t>(1, 1 << 20));
+    v.Field("taus", taus, "Dormant-unit thresholds tau (Sokar et al. 2023), one column set each");
+  }
+  Status Validate() const {
+    if (taus.empty()) return Status::InvalidArgument("taus: at least one threshold");
+    for (double t : taus) {
+      if (!(t >= 0.0)) return Status::InvalidArgument("taus: thresholds must be >= 0");
+    }
+    return Status::Ok();
+  }
+};
+
+enum class InterventionType { kNone, kReset, kShrinkPerturb, kPrune };
+
+}  // namespace tokenrl::runner
+
+template <>
+struct tokenrl::config::EnumNames<tokenrl::runner::InterventionType> {
+  static constexpr std::array<std::pair<tokenrl::runner::InterventionType, std::string_view>, 4> kValues{
+      {{tokenrl::runner::InterventionType::kNone, "none"},
+       {tokenrl::runner::InterventionType::kReset, "reset"},
+       {tokenrl::runner::InterventionType::kShrinkPerturb, "shrink_perturb"},
+       {tokenrl::runner::InterventionType::kPrune, "prune"}}};
+};
+
+namespace tokenrl::runner {
+
+// [interventions] on the experts of a MoE network (agents/
+// expert_interventions.h), in env steps per member, applied to every member
+// right after the training iteration that reaches the step:
+//  * reset / shrink_perturb fire at start_env_steps and then every
+//    every_env_steps (0 = only once), on all experts (num_experts = 0) or on
+//    the num_experts with the highest expert dormant fraction at
+//    dormant_tau (ties to the lower index), measured by the diagnostics on
+//    the diagnostics.batch_size most recent replay observations;
+//  * prune removes num_experts experts (the most dormant, as above, among
+//    those still present), one at a time at evenly spaced steps from
+//    start_env_steps to end_env_steps (all at start_env_steps when
+//    end_env_steps <= start_env_steps); see expert_interventions.h for what
+//    pruning does to the network.
+// Every firing is logged to interventions.csv.
+struct InterventionsConfig {
+  InterventionType type = InterventionType::kNone;
+  int64_t start_env_steps = 0;
+  int64_t every_env_steps = 0;
+  int64_t end_env_steps = 0;
+  int64_t num_experts = 0;
+  double dormant_tau = 0.0;
+  bool include_router = false;
+  bool reset_optimizer = true;
+  double alpha = 0.5;
+  double beta = 0.5;
+
+  template <typename V>
+  void VisitFields(V& v) {
+    v.Field("type", type, "Expert intervention: none, reset, shrink_perturb, prune");
+    v.Field("start_env_steps", start_env_steps, "First firing (env steps per member; 0 = never)",
+            config::AtLeast<int64_t>(0));
+    v.Field("every_env_steps", every_env_steps, "reset / shrink_perturb: period after the first (0 = once)",
+            config::AtLeast<int64_t>(0));
+    v.Field("end_env_steps", end_env_steps,
+            "prune: the last expert is pruned here (gradual pruning; <= start: all at once)",
+            config::AtLeast<int64_t>(0));
+    v.Field("num_experts", num_experts,
+            "reset / shrink_perturb: the k most dormant experts (0 = all); prune: experts removed",
+            config::AtLeast<int64_t>(0));
+    v.Field("dormant_tau", dormant_tau, "tau of the dormant fraction that ranks experts", config::AtLeast(0.0));
+    v.Field("include_router", include_router, "reset / shrink_perturb the router (phi) too");
+    v.Field("reset_optimizer", reset_optimizer, "Zero the Adam moments of the touched values");
+    v.Field("alpha", alpha, "shrink_perturb: theta <- alpha theta + beta theta_fresh", config::AtLeast(0.0));
+    v.Field("beta", beta, "shrink_perturb: weight of the fresh initialization", config::AtLeast(0.0));
+  }
+  Status Validate() const {
+    if (type == InterventionType::kPrune && num_experts < 1) {
+      return Status::InvalidArgument("num_experts: prune needs at least one expert to remove");
+    }
+    return Status::Ok();
+  }
+};
+
 struct TrainConfig {
   int64_t seed = 0;
   env::EnvConfig env;
@@ -68,6 +163,8 @@ struct TrainConfig {
   nn::LearnerConfig learner;
   agents::AgentConfig agent;
   ScheduleConfig schedule;
+  DiagnosticsConfig diagnostics;
+  InterventionsConfig interventions;
 
   template <typename V>
   void VisitFields(V& v) {
@@ -81,6 +178,8 @@ struct TrainConfig {
     v.Field("learner", learner, "Learner backend, loss and optimizer");
     v.Field("agent", agent, "Agent: cadence, exploration, replay (presets: configs/agents/)");
     v.Field("schedule", schedule, "Training length, evaluation, logging and checkpoint periods");
+    v.Field("diagnostics", diagnostics, "Expert-utilization diagnostics (diagnostics.csv)");
+    v.Field("interventions", interventions, "Expert resets, Shrink & Perturb, pruning (interventions.csv)");
   }
   // Cross-field rules: a registered env.name, uint8 observations.
   Status Validate() const;

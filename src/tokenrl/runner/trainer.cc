@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tokenrl/agents/expert_interventions.h"
 #include "tokenrl/core/file_util.h"
 #include "tokenrl/core/seed.h"
 #include "tokenrl/core/serialization.h"
@@ -41,7 +42,7 @@ Status TrainConfig::Validate() const {
 
 namespace {
 
-constexpr uint64_t kEnvStream = 1, kAgentStream = 2, kLearnerStream = 3, kEvalStream = 4;
+constexpr uint64_t kEnvStream = 1, kAgentStream = 2, kLearnerStream = 3, kEvalStream = 4, kInterventionStream = 5;
 
 int64_t StreamSeed(int64_t root, std::initializer_list<uint64_t> ids) {
   return static_cast<int64_t>(DeriveSeed(static_cast<uint64_t>(root), ids) >> 2);  // 62 bits: a valid config seed.
@@ -252,6 +253,9 @@ struct RunStats {
   std::vector<double> loss_sum, q_sum;        // [M] sums over updates since the last row
   int64_t updates_since_row = 0;
   std::vector<double> eval_mean, eval_std;    // [M] last evaluation (NaN: none yet)
+  uint64_t diagnostics_bytes = 0;             // Length of diagnostics.csv (0: not written).
+  uint64_t interventions_bytes = 0;           // Length of interventions.csv (0: not written).
+  std::vector<std::vector<int64_t>> pruned;   // [M] experts pruned so far, ascending.
 
   explicit RunStats(int members)
       : episodes(static_cast<size_t>(members), 0),
@@ -259,7 +263,8 @@ struct RunStats {
         loss_sum(static_cast<size_t>(members), 0.0),
         q_sum(static_cast<size_t>(members), 0.0),
         eval_mean(static_cast<size_t>(members), std::numeric_limits<double>::quiet_NaN()),
-        eval_std(static_cast<size_t>(members), std::numeric_limits<double>::quiet_NaN()) {}
+        eval_std(static_cast<size_t>(members), std::numeric_limits<double>::quiet_NaN()),
+        pruned(static_cast<size_t>(members)) {}
 
   void Save(ByteWriter& w) const {
     w.Write(eval_count);
@@ -271,6 +276,9 @@ struct RunStats {
     w.Write(updates_since_row);
     w.WriteVector(eval_mean);
     w.WriteVector(eval_std);
+    w.Write(diagnostics_bytes);
+    w.Write(interventions_bytes);
+    for (const auto& p : pruned) w.WriteVector(p);
   }
   bool Load(ByteReader& r) {
     const size_t members = episodes.size();
@@ -287,6 +295,9 @@ struct RunStats {
     r.Read(updates_since_row);
     r.ReadVector(eval_mean);
     r.ReadVector(eval_std);
+    r.Read(diagnostics_bytes);
+    r.Read(interventions_bytes);
+    for (auto& p : pruned) r.ReadVector(p);
     return r.ok() && episodes.size() == members && loss_sum.size() == members && q_sum.size() == members &&
            eval_mean.size() == members && eval_std.size() == members;
   }
@@ -333,6 +344,8 @@ class Trainer {
         stats_(static_cast<int>(config_.vector_env.members)) {}
   ~Trainer() {
     if (metrics_ != nullptr) std::fclose(metrics_);
+    if (diagnostics_ != nullptr) std::fclose(diagnostics_);
+    if (interventions_ != nullptr) std::fclose(interventions_);
   }
 
   StatusOr<TrainSummary> Run(bool resume) {
@@ -364,6 +377,7 @@ class Trainer {
     bool resumed = false;
     if (resume) TOKENRL_RETURN_IF_ERROR(Restore(resumed));
     TOKENRL_RETURN_IF_ERROR(OpenMetrics(resumed));
+    TOKENRL_RETURN_IF_ERROR(OpenExpertLogs(resumed));
     start_env_steps_ = agent_->env_steps();
 
     TOKENRL_RETURN_IF_ERROR(Loop());
@@ -395,6 +409,7 @@ class Trainer {
       std::copy(vec_->observations_u8().begin(), vec_->observations_u8().end(), obs_.begin());
       RecordEpisodes();
       TOKENRL_RETURN_IF_ERROR(AccumulateTrainStats(after));
+      TOKENRL_RETURN_IF_ERROR(ExpertHooks(before, after));
 
       const bool last = after >= total;
       const bool eval_due = s.eval_every_env_steps > 0 && (last || Crossed(before, after, s.eval_every_env_steps));
@@ -519,9 +534,203 @@ class Trainer {
     return Status::Ok();
   }
 
+  // ---- Expert diagnostics and interventions ([diagnostics], [interventions]).
+
+  bool DiagnosticsOn() const { return config_.diagnostics.every_env_steps > 0; }
+  bool InterventionsOn() const { return config_.interventions.type != InterventionType::kNone; }
+
+  // Opens (fresh: with its header; resumed: truncated to `bytes`) one of the
+  // reproducible CSV logs.
+  Status OpenLog(const std::string& name, const std::string& header, bool resumed, uint64_t& bytes,
+                 std::FILE*& file) {
+    const std::string path = dir_ + "/" + name;
+    if (resumed && bytes > 0) {
+      std::error_code ec;
+      const auto size = fs::file_size(path, ec);
+      if (ec || size < bytes) {
+        return Status::Corruption(
+            fmt::format("{} is shorter ({} bytes) than the checkpoint records ({} bytes)", path, ec ? 0 : size, bytes));
+      }
+      fs::resize_file(path, bytes, ec);
+      if (ec) return Status::IoError(fmt::format("cannot truncate {}: {}", path, ec.message()));
+      file = std::fopen(path.c_str(), "ab");
+    } else {
+      file = std::fopen(path.c_str(), "wb");
+      if (file != nullptr) {
+        std::fputs(header.c_str(), file);
+        bytes = header.size();
+      }
+    }
+    if (file == nullptr) return Status::IoError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    std::fflush(file);
+    return Status::Ok();
+  }
+
+  Status OpenExpertLogs(bool resumed) {
+    experts_ = agents::NumExperts(agent_->learner());
+    if (InterventionsOn() && experts_ == 0) {
+      return Status::InvalidArgument("interventions: the network has no experts (use a MoE mixer)");
+    }
+    if (config_.interventions.type == InterventionType::kPrune && config_.interventions.num_experts >= experts_) {
+      return Status::InvalidArgument(fmt::format("interventions.num_experts: cannot prune {} of {} experts",
+                                                 config_.interventions.num_experts, experts_));
+    }
+    if (DiagnosticsOn()) {
+      std::string header = "member,env_steps,batch";
+      for (double tau : config_.diagnostics.taus) header += fmt::format(",penultimate_dormant_{}", tau);
+      for (int64_t j = 0; j < experts_; ++j) {
+        for (double tau : config_.diagnostics.taus) header += fmt::format(",expert{}_dormant_{}", j, tau);
+      }
+      for (int64_t j = 0; j < experts_; ++j) header += fmt::format(",expert{}_combine_share", j);
+      for (int64_t j = 0; j < experts_; ++j) header += fmt::format(",expert{}_load", j);
+      header +=
+          ",dispatch_entropy,combine_entropy,tokens_dropped,combine_similarity,slot_similarity,feature_srank,"
+          "parameter_norm\n";
+      TOKENRL_RETURN_IF_ERROR(OpenLog("diagnostics.csv", header, resumed, stats_.diagnostics_bytes, diagnostics_));
+    }
+    if (InterventionsOn()) {
+      TOKENRL_RETURN_IF_ERROR(OpenLog("interventions.csv", "member,env_steps,type,experts,include_router,alpha,beta\n",
+                                      resumed, stats_.interventions_bytes, interventions_));
+    }
+    return Status::Ok();
+  }
+
+  Status AppendLog(std::FILE* file, const std::string& rows, uint64_t& bytes, std::string_view name) {
+    if (std::fwrite(rows.data(), 1, rows.size(), file) != rows.size() || std::fflush(file) != 0) {
+      return Status::IoError(fmt::format("cannot write {}/{}", dir_, name));
+    }
+    bytes += rows.size();
+    return Status::Ok();
+  }
+
+  // Diagnostics of every member on the most recent replay observations;
+  // empty when the replay holds none yet.
+  StatusOr<std::vector<nn::MemberDiagnostics>> RunDiagnostics(const std::vector<double>& taus) {
+    std::vector<uint8_t> batch;
+    const int n = agent_->RecentObservations(static_cast<int>(config_.diagnostics.batch_size), batch);
+    if (n == 0) return std::vector<nn::MemberDiagnostics>{};
+    return agent_->learner().Diagnostics(batch, n, taus);
+  }
+
+  // Number of schedule points of the intervention in (before, after].
+  int64_t DueFirings(int64_t before, int64_t after) const {
+    const auto& c = config_.interventions;
+    if (c.start_env_steps <= 0 || after < c.start_env_steps) return 0;
+    if (c.type == InterventionType::kPrune) {
+      int64_t due = 0;
+      for (int64_t i = 0; i < c.num_experts; ++i) {
+        const int64_t at = c.end_env_steps > c.start_env_steps && c.num_experts > 1
+                               ? c.start_env_steps + i * (c.end_env_steps - c.start_env_steps) / (c.num_experts - 1)
+                               : c.start_env_steps;
+        due += (at > before && at <= after) ? 1 : 0;
+      }
+      return due;
+    }
+    if (c.every_env_steps == 0) return (c.start_env_steps > before) ? 1 : 0;
+    const int64_t last = c.start_env_steps + (after - c.start_env_steps) / c.every_env_steps * c.every_env_steps;
+    return last > before ? 1 : 0;  // Several points in one iteration fire once.
+  }
+
+  Status ExpertHooks(int64_t before, int64_t after) {
+    nn::Learner& learner = agent_->learner();
+    const auto& c = config_.interventions;
+    // Pruned experts stay at exactly zero (values and Adam moments).
+    for (int m = 0; m < members(); ++m) {
+      if (stats_.pruned[m].empty()) continue;
+      agents::InterventionTarget t;
+      t.experts.assign(stats_.pruned[m].begin(), stats_.pruned[m].end());
+      TOKENRL_RETURN_IF_ERROR(agents::PruneExperts(learner, m, t));
+    }
+    // Diagnostics first: they describe the network training reached.
+    if (DiagnosticsOn() && Crossed(before, after, config_.diagnostics.every_env_steps)) {
+      TOKENRL_ASSIGN_OR_RETURN(auto diags, RunDiagnostics(config_.diagnostics.taus));
+      std::string rows;
+      for (size_t m = 0; m < diags.size(); ++m) {
+        const nn::MemberDiagnostics& d = diags[m];
+        rows += fmt::format("{},{},{}", m, after, config_.diagnostics.batch_size);
+        auto cell = [&rows](const std::string& x) {
+          rows += ',';
+          rows += x;
+        };
+        for (double x : d.penultimate_dormant) cell(Num(x));
+        for (int64_t j = 0; j < experts_; ++j) {
+          for (size_t i = 0; i < config_.diagnostics.taus.size(); ++i) {
+            cell(j < static_cast<int64_t>(d.expert_dormant.size()) ? Num(d.expert_dormant[j][i]) : std::string());
+          }
+        }
+        for (int64_t j = 0; j < experts_; ++j) {
+          cell(j < static_cast<int64_t>(d.combine_share.size()) ? Num(d.combine_share[j]) : std::string());
+        }
+        for (int64_t j = 0; j < experts_; ++j) {
+          cell(j < static_cast<int64_t>(d.expert_load.size()) ? Num(d.expert_load[j]) : std::string());
+        }
+        const bool moe = !d.combine_share.empty();
+        auto routing = [&](double x) { return moe ? Num(x) : std::string(); };
+        rows += fmt::format(",{},{},{},{},{},{},{}\n", routing(d.dispatch_entropy), routing(d.combine_entropy),
+                            routing(d.tokens_dropped), routing(d.combine_similarity), routing(d.slot_similarity),
+                            Num(d.feature_srank), Num(d.parameter_norm));
+      }
+      TOKENRL_RETURN_IF_ERROR(AppendLog(diagnostics_, rows, stats_.diagnostics_bytes, "diagnostics.csv"));
+    }
+    if (!InterventionsOn()) return Status::Ok();
+    const int64_t due = DueFirings(before, after);
+    if (due == 0) return Status::Ok();
+    const bool ranked = c.type == InterventionType::kPrune || c.num_experts > 0;
+    std::vector<nn::MemberDiagnostics> diags;
+    const uint64_t seed =
+        DeriveSeed(static_cast<uint64_t>(config_.learner.seed), {kInterventionStream, static_cast<uint64_t>(after)});
+    std::string rows;
+    for (int64_t firing = 0; firing < (c.type == InterventionType::kPrune ? due : 1); ++firing) {
+      if (ranked) {
+        TOKENRL_ASSIGN_OR_RETURN(diags, RunDiagnostics({c.dormant_tau}));
+      }
+      for (int m = 0; m < members(); ++m) {
+        std::vector<double> scores(static_cast<size_t>(experts_), 0.0);
+        if (m < static_cast<int>(diags.size())) {
+          for (int64_t j = 0; j < experts_ && j < static_cast<int64_t>(diags[m].expert_dormant.size()); ++j) {
+            scores[j] = diags[m].expert_dormant[j][0];
+          }
+        }
+        const std::vector<int> exclude(stats_.pruned[m].begin(), stats_.pruned[m].end());
+        agents::InterventionTarget t;
+        t.reset_optimizer = c.reset_optimizer;
+        double alpha = c.alpha, beta = c.beta;
+        if (c.type == InterventionType::kPrune) {
+          t.experts = agents::TopExperts(scores, 1, exclude);
+          t.reset_optimizer = true;
+          alpha = beta = 0.0;
+          TOKENRL_RETURN_IF_ERROR(agents::PruneExperts(learner, m, t));
+          for (int j : t.experts) stats_.pruned[m].push_back(j);
+          std::sort(stats_.pruned[m].begin(), stats_.pruned[m].end());
+        } else {
+          t.experts = agents::TopExperts(scores, c.num_experts, exclude);
+          t.include_router = c.include_router;
+          if (c.type == InterventionType::kReset) {
+            alpha = 0.0;
+            beta = 1.0;
+          }
+          TOKENRL_RETURN_IF_ERROR(agents::MixExperts(learner, m, t, alpha, beta, seed));
+        }
+        std::string experts;
+        for (int j : t.experts) {
+          if (!experts.empty()) experts += ' ';
+          experts += std::to_string(j);
+        }
+        rows += fmt::format("{},{},{},{},{},{},{}\n", m, after, config::EnumToString(c.type), experts,
+                            t.include_router ? 1 : 0, Num(alpha), Num(beta));
+      }
+    }
+    return AppendLog(interventions_, rows, stats_.interventions_bytes, "interventions.csv");
+  }
+
   Status WriteCheckpoint() {
     std::fflush(metrics_);
     ::fsync(::fileno(metrics_));  // The offset recorded below must be on disk.
+    for (std::FILE* f : {diagnostics_, interventions_}) {
+      if (f == nullptr) continue;
+      std::fflush(f);
+      ::fsync(::fileno(f));
+    }
     ByteWriter w;
     w.WriteString(resolved_toml_);
     stats_.Save(w);
@@ -651,8 +860,11 @@ class Trainer {
   std::vector<uint8_t> obs_;  // The observations actions are chosen on ([M, N, C, H, W]).
   std::vector<int32_t> actions_;
   std::FILE* metrics_ = nullptr;
+  std::FILE* diagnostics_ = nullptr;
+  std::FILE* interventions_ = nullptr;
   std::string last_checkpoint_;
   int64_t start_env_steps_ = 0, resumed_from_ = 0;
+  int64_t experts_ = 0;  // Experts of the network (0: not a MoE).
   std::chrono::steady_clock::time_point start_time_;
   double last_progress_ = 0.0;
   bool tty_line_ = false;

@@ -19,6 +19,25 @@
 //  * progress.csv          wall-clock timing per row (env_steps, seconds,
 //                          env_steps_per_s summed over members); appended, not
 //                          reproducible;
+//  * diagnostics.csv       ([diagnostics].every_env_steps > 0) one row per
+//                          member at every crossing of that period:
+//                          Learner::Diagnostics (nn/learner.h) on the
+//                          diagnostics.batch_size observations most recently
+//                          written to the member's replay (no row while the
+//                          replay is empty): penultimate and per-expert
+//                          dormant fractions per tau, per-expert combine
+//                          share and load, routing entropies, tokens dropped,
+//                          specialization similarities, srank, parameter norm;
+//  * interventions.csv     ([interventions].type != none) one row per member
+//                          and firing: env_steps, type, the experts touched,
+//                          include_router, alpha, beta. Both files are pure
+//                          functions of the config (their lengths are
+//                          checkpointed like metrics.csv), and a resumed run
+//                          reproduces them byte for byte. Per iteration, after
+//                          Observe: pruned experts are re-zeroed, then the
+//                          diagnostics row, then the intervention (its fresh
+//                          weights from DeriveSeed(learner.seed, {5, env
+//                          step})), then evaluation / metrics / checkpoint;
 //  * checkpoints/ckpt-<env steps>.bin  see "Checkpoints" below;
 //  * summary.json          final per-member statistics and timing;
 //  * DONE                  written last, atomically, when the run completed.

@@ -133,8 +133,8 @@ struct MixerOutput {
   torch::Tensor aux_loss;       // [E] auxiliary loss per member, or undefined
   torch::Tensor hidden;         // [E, B, H] penultimate ReLU activations (dense mixers)
   torch::Tensor expert_hidden;  // [E, B, n, p, H] expert hidden ReLU activations (MoE)
-  torch::Tensor dispatch;       // SoftMoE [E, B, T, n, p] (softmax over T)
-  torch::Tensor combine;        // SoftMoE [E, B, T, n, p] (softmax over n*p)
+  torch::Tensor dispatch;       // MoE [E, B, T, n, p] (SoftMoE: softmax over T; sparse: 0/1)
+  torch::Tensor combine;        // MoE [E, B, T, n, p] (SoftMoE: softmax over n*p; sparse: gated dispatch)
   torch::Tensor router_probs;   // token/expert choice [E, B, T, n]
 };
 

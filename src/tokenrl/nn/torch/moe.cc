@@ -178,10 +178,10 @@ class MoeMixer : public MixerBase {
     out.expert_hidden = hidden.reshape({members, experts_, batch, slots_, hidden.size(3)}).permute({0, 2, 1, 3, 4});
     out.aux_loss = r.aux_loss;
     out.router_probs = r.router_probs;
-    if (type_ == MixerType::kSoftMoe) {
-      out.dispatch = r.dispatch;
-      out.combine = r.combine;
-    }
+    // Every router's weights are exposed (the sparse ones as 0/1 dispatch and
+    // gated combine) so that the diagnostics see them.
+    out.dispatch = r.dispatch;
+    out.combine = r.combine;
     return out;
   }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include <dlfcn.h>
 #endif
 
+#include "tokenrl/nn/diagnostics.h"
 #include "tokenrl/nn/init.h"
 #include "tokenrl/nn/torch/torch_learner_impl.h"
 
@@ -423,6 +425,118 @@ Status TorchLearner::ResetOptimizerState(const std::string& name, int member) {
   adam_m_[i][member].zero_();
   adam_v_[i][member].zero_();
   return Status::Ok();
+}
+
+Status TorchLearner::ResetOptimizerStateRange(const std::string& name, int member, int64_t offset, int64_t count) {
+  const int i = FindParameter(name);
+  if (i < 0) return Status::NotFound(fmt::format("no parameter named \"{}\"", name));
+  TOKENRL_RETURN_IF_ERROR(CheckMember(member));
+  const int64_t numel = adam_m_[i][member].numel();
+  if (offset < 0 || count < 0 || offset + count > numel) {
+    return Status::InvalidArgument(
+        fmt::format("range [{}, {}) is outside parameter \"{}\" ({} values)", offset, offset + count, name, numel));
+  }
+  torch::NoGradGuard no_grad;
+  adam_m_[i][member].view({-1}).narrow(0, offset, count).zero_();
+  adam_v_[i][member].view({-1}).narrow(0, offset, count).zero_();
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Diagnostics (definitions in learner.h).
+
+namespace {
+
+std::vector<double> ToDoubles(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat64).contiguous().view({-1});
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+std::vector<double> Dormant(const torch::Tensor& rows_by_units, const std::vector<double>& taus) {
+  const std::vector<double> means = ToDoubles(rows_by_units.abs().mean(0));
+  std::vector<double> out;
+  for (double tau : taus) out.push_back(DormantFraction(means, tau));
+  return out;
+}
+
+// Mean cosine similarity over pairs of distinct columns of x [rows, k]; NaN
+// when k < 2. Zero columns have similarity 0 with everything.
+double MeanColumnCosine(const torch::Tensor& x) {
+  const int64_t k = x.size(1);
+  if (k < 2) return std::numeric_limits<double>::quiet_NaN();
+  const torch::Tensor norms = x.norm(2, {0}, /*keepdim=*/true).clamp_min(1e-12);
+  const torch::Tensor u = x / norms;
+  const torch::Tensor gram = u.t().matmul(u);  // [k, k]
+  const double off_diagonal = (gram.sum() - gram.diagonal().sum()).item<double>();
+  return off_diagonal / static_cast<double>(k * (k - 1));
+}
+
+// Mean entropy (nats) over the rows of w [rows, k] with positive mass, each
+// renormalized; 0 when no row has mass.
+double MeanRowEntropy(const torch::Tensor& w) {
+  const torch::Tensor mass = w.sum(1, /*keepdim=*/true);
+  const torch::Tensor live = mass.squeeze(1) > 0;
+  const int64_t rows = live.sum().item<int64_t>();
+  if (rows == 0) return 0.0;
+  const torch::Tensor q = w / mass.clamp_min(1e-300);
+  const torch::Tensor h = -(q * torch::log(q.clamp_min(1e-300))).sum(1);
+  return (h * live).sum().item<double>() / static_cast<double>(rows);
+}
+
+}  // namespace
+
+StatusOr<std::vector<MemberDiagnostics>> TorchLearner::Diagnostics(std::span<const uint8_t> observations, int n,
+                                                                   const std::vector<double>& taus) {
+  if (n < 1 ||
+      observations.size() != static_cast<size_t>(members_) * n * io_.channels * io_.height * io_.width) {
+    return Status::InvalidArgument(fmt::format("diagnostics: {} observation values for n = {}", observations.size(), n));
+  }
+  try {
+    const NetworkOutput out = Forward(observations, n, /*noise=*/false);
+    torch::NoGradGuard no_grad;
+    const bool sparse = network_.mixer.type == MixerType::kTokenChoice ||
+                        network_.mixer.type == MixerType::kExpertChoice;
+    std::vector<MemberDiagnostics> result(static_cast<size_t>(members_));
+    for (int e = 0; e < members_; ++e) {
+      MemberDiagnostics& d = result[e];
+      d.taus = taus;
+      const torch::Tensor penultimate =
+          (out.hidden.defined() ? out.hidden[e] : out.features[e]).to(torch::kCPU, torch::kFloat64);  // [B, F]
+      d.penultimate_dormant = Dormant(penultimate, taus);
+      const std::vector<double> singular = ToDoubles(torch::linalg_svdvals(penultimate));
+      d.feature_srank = static_cast<double>(SRank(singular, 0.01));
+      double sq = 0.0;
+      for (const torch::Tensor& p : params_) sq += p[e].to(torch::kFloat64).pow(2).sum().item<double>();
+      d.parameter_norm = std::sqrt(sq);
+      if (out.expert_hidden.defined()) {
+        const torch::Tensor h = out.expert_hidden[e].to(torch::kCPU, torch::kFloat64);  // [B, n, p, H]
+        for (int64_t j = 0; j < h.size(1); ++j) {
+          d.expert_dormant.push_back(Dormant(h.select(1, j).reshape({-1, h.size(3)}), taus));
+        }
+      }
+      if (out.combine.defined() && out.dispatch.defined()) {
+        const torch::Tensor c = out.combine[e].to(torch::kCPU, torch::kFloat64);   // [B, T, n, p]
+        const torch::Tensor w = out.dispatch[e].to(torch::kCPU, torch::kFloat64);  // [B, T, n, p]
+        const int64_t batch = c.size(0), tokens = c.size(1), experts = c.size(2), slots = c.size(3);
+        const torch::Tensor per_expert = c.sum(std::vector<int64_t>{0, 1, 3});
+        d.combine_share = ToDoubles(per_expert / per_expert.sum().clamp_min(1e-300));
+        const torch::Tensor token_rows = c.reshape({batch * tokens, experts * slots});
+        d.combine_entropy = MeanRowEntropy(token_rows);
+        d.tokens_dropped = (token_rows.sum(1) <= 0).to(torch::kFloat64).mean().item<double>();
+        d.dispatch_entropy = MeanRowEntropy(w.permute({0, 2, 3, 1}).reshape({batch * experts * slots, tokens}));
+        d.combine_similarity = MeanColumnCosine(c.sum(3).reshape({batch * tokens, experts}));
+        d.slot_similarity = MeanColumnCosine(w.reshape({batch * tokens, experts * slots}));
+        if (sparse) {
+          // Filled slots of expert j over its B p slots.
+          const torch::Tensor filled = (w.sum(1) > 0).to(torch::kFloat64);  // [B, n, p]
+          d.expert_load = ToDoubles(filled.mean(std::vector<int64_t>{0, 2}));
+        }
+      }
+    }
+    return result;
+  } catch (const std::exception& e) {
+    return Status::Internal(fmt::format("torch learner diagnostics failed: {}", e.what()));
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -73,6 +73,12 @@ class TorchLearner : public Learner {
   Status GetParameter(const std::string& name, int member, std::span<float> out) const override;
   Status SetParameter(const std::string& name, int member, std::span<const float> values) override;
   Status ResetOptimizerState(const std::string& name, int member) override;
+  Status ResetOptimizerStateRange(const std::string& name, int member, int64_t offset, int64_t count) override;
+  // From one noise-free forward pass (NetworkOutput's diagnostics). The
+  // penultimate layer is `hidden` where the mixer has one (dense mixers,
+  // post_moe_dense), else the features the head reads.
+  StatusOr<std::vector<MemberDiagnostics>> Diagnostics(std::span<const uint8_t> observations, int n,
+                                                       const std::vector<double>& taus) override;
 
   void Save(ByteWriter& writer) const override;
   Status Load(ByteReader& reader) override;
