@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0
   gnuplot-nox
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

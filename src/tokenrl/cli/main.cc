@@ -11,6 +11,7 @@
 
 #include "tokenrl/cli/commands.h"
 #include "tokenrl/cli/report_command.h"
+#include "tokenrl/cli/sweep_command.h"
 #include "tokenrl/cli/train_commands.h"
 #ifdef TOKENRL_HAVE_TORCH
 #include "tokenrl/nn/torch/torch_learner.h"
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
   AddPlayCommand(app, exit_code);
   AddStatsCommand(app, exit_code);
   AddReportCommand(app, exit_code);
+  AddSweepCommand(app, exit_code);
   AddVersionCommand(app, exit_code);
   try {
     app.parse(argc, argv);
