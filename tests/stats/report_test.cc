@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -126,6 +127,12 @@ std::map<std::string, std::vector<std::string>> ReadCsvRows(const fs::path& path
   return rows;
 }
 
+std::string Join(const std::vector<std::string>& fields) {
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + fields[i];
+  return out;
+}
+
 double CsvValue(const std::vector<std::string>& fields, const CsvTable& table, const std::string& column) {
   return *ParseDouble(fields[*table.Column(column)], column);
 }
@@ -238,6 +245,130 @@ TEST(ReportTest, WritesEveryFileAndTheTableEqualsTheLibraryAggregates) {
   ASSERT_TRUE(html.ok());
   EXPECT_NE(html->find("<table>"), std::string::npos);
   EXPECT_NE(html->find("</html>"), std::string::npos);
+  // No diagnostics.csv anywhere: nothing about diagnostics.
+  EXPECT_TRUE(result->diagnostics.empty());
+  EXPECT_FALSE(fs::exists(out / "diagnostics_curves.csv"));
+  EXPECT_FALSE(fs::exists(out / "plots" / "diagnostics.gp"));
+  EXPECT_FALSE(fs::exists(out / "diagnostics.png"));
+  EXPECT_EQ(report->find("Diagnostics"), std::string::npos);
+}
+
+// Diagnostics of (variant, task, member) at logging point t (all dyadic, so
+// every mean below is exact): which 0/1 = penultimate dormant at tau 0/0.025,
+// 2/3 = expert 0/1 dormant at tau 0, 4/5 = at tau 0.025, 6 = srank, 7 = norm.
+constexpr int64_t kDiagSteps[] = {2500, 5000, 10000};
+double DiagValue(int v, int task, int member, int t, int which) {
+  return 0.0625 * which + 0.125 * member + 0.25 * t + 0.5 * task + (which >= 6 ? 8.0 * which + v : 0.0);
+}
+
+// diagnostics.csv exactly as the trainer writes it (taus 0 and 0.025; the
+// softmoe variant with 2 experts, the flatten one without experts and with
+// empty routing cells).
+std::string DiagnosticsCsv(int v, int task) {
+  const bool moe = v == 1;
+  std::string s = "member,env_steps,batch,penultimate_dormant_0,penultimate_dormant_0.025";
+  if (moe) {
+    s += ",expert0_dormant_0,expert0_dormant_0.025,expert1_dormant_0,expert1_dormant_0.025,expert0_combine_share,"
+         "expert1_combine_share,expert0_load,expert1_load";
+  }
+  s += ",dispatch_entropy,combine_entropy,tokens_dropped,combine_similarity,slot_similarity,feature_srank,"
+       "parameter_norm\n";
+  for (int t = 0; t < 3; ++t) {
+    for (int m = 0; m < kMembers; ++m) {
+      auto d = [&](int which) { return fmt::format("{}", DiagValue(v, task, m, t, which)); };
+      s += fmt::format("{},{},256,{},{}", m, kDiagSteps[t], d(0), d(1));
+      if (moe) s += fmt::format(",{},{},{},{},0.5,0.5,1,1", d(2), d(4), d(3), d(5));
+      s += moe ? ",1.2,0.7,0,0.3,0.4" : ",,,,,";
+      s += fmt::format(",{},{}\n", d(6), d(7));
+    }
+  }
+  return s;
+}
+
+TEST(ReportTest, DiagnosticsCurvesPerVariant) {
+  TempDir tmp("diagnostics");
+  const fs::path root = tmp.path() / "runs";
+  WriteSyntheticRuns(root);
+  for (int v = 0; v < 2; ++v)
+    for (int t = 0; t < 2; ++t) WriteText(root / kVariants[v] / kTasks[t] / "diagnostics.csv", DiagnosticsCsv(v, t));
+  WriteText(root / "softmoe" / "breakout" / "interventions.csv",
+            "member,env_steps,type,experts,include_router,alpha,beta\n0,5000,reset,1,0,0,1\n1,5000,reset,0,0,0,1\n"
+            "2,5000,reset,0,0,0,1\n");
+  const fs::path out = tmp.path() / "out";
+  auto result = RunReport(SmallOptions(root, out));
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  for (const auto& w : result->warnings) ADD_FAILURE() << "unexpected warning: " << w;
+  ASSERT_EQ(result->interventions.size(), 3u);
+  EXPECT_EQ(result->interventions[0].variant, "softmoe");
+  EXPECT_EQ(result->interventions[0].env_steps, 5000);
+  EXPECT_EQ(result->interventions[0].type, "reset");
+
+  // Expected: the mean / min / max over the variant's 2 tasks x 3 members.
+  struct Series {
+    std::string name;
+    std::vector<int> which;  // Columns averaged per row.
+    bool moe_only;
+  };
+  const std::vector<Series> series = {{"penultimate_dormant_0", {0}, false},
+                                      {"penultimate_dormant_0.025", {1}, false},
+                                      {"expert_dormant_mean_0", {2, 3}, true},
+                                      {"expert_dormant_mean_0.025", {4, 5}, true},
+                                      {"feature_srank", {6}, false},
+                                      {"parameter_norm", {7}, false}};
+  auto text = ReadFile((out / "diagnostics_curves.csv").string());
+  ASSERT_TRUE(text.ok());
+  auto table = ParseCsv(*text, "diagnostics_curves.csv");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(Join(table->header), "series,variant,env_steps,runs,mean,min,max");
+  std::vector<std::string> expected_rows;
+  for (const auto& s : series) {
+    for (int v = 0; v < 2; ++v) {
+      if (s.moe_only && v == 0) continue;
+      for (int t = 0; t < 3; ++t) {
+        double sum = 0.0, lo = 1e300, hi = -1e300;
+        for (int task = 0; task < 2; ++task) {
+          for (int m = 0; m < kMembers; ++m) {
+            double x = 0.0;
+            for (int w : s.which) x += DiagValue(v, task, m, t, w);
+            x /= static_cast<double>(s.which.size());
+            sum += x;
+            lo = std::min(lo, x);
+            hi = std::max(hi, x);
+          }
+        }
+        expected_rows.push_back(fmt::format("{},{},{},6,{},{},{}", s.name, kVariants[v], kDiagSteps[t], sum / 6.0,
+                                            lo, hi));
+      }
+    }
+  }
+  std::vector<std::string> rows;
+  for (const auto& row : table->rows) rows.push_back(Join(row.fields));
+  EXPECT_EQ(rows, expected_rows);
+  // The library result holds the same numbers.
+  ASSERT_EQ(result->diagnostics.size(), 10u);
+  EXPECT_EQ(result->diagnostics[0].series, "penultimate_dormant_0");
+  EXPECT_EQ(result->diagnostics[0].variant, "flatten");
+  EXPECT_EQ(result->diagnostics[0].mean[2], 5.25 / 6.0);
+
+  auto report = ReadFile((out / "report.md").string());
+  ASSERT_TRUE(report.ok());
+  EXPECT_NE(report->find("## Diagnostics"), std::string::npos) << *report;
+  EXPECT_NE(report->find("softmoe: reset at env steps 5000"), std::string::npos) << *report;
+  auto html = ReadFile((out / "report.html").string());
+  ASSERT_TRUE(html.ok());
+  EXPECT_NE(html->find("<h2>Diagnostics</h2>"), std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(out / "plots" / "diagnostics.gp"));
+  EXPECT_TRUE(fs::is_regular_file(out / "plots" / "diagnostics.dat"));
+  if (!FindExecutable("gnuplot").empty()) {
+    for (const char* f : {"diagnostics.png", "diagnostics.svg"}) {
+      ASSERT_TRUE(fs::is_regular_file(out / f)) << f;
+      EXPECT_GT(fs::file_size(out / f), 1000u) << f;
+    }
+    EXPECT_TRUE(result->plots_drawn);
+    EXPECT_NE(report->find("![Expert-utilization diagnostics](diagnostics.png)"), std::string::npos);
+  } else {
+    GTEST_LOG_(INFO) << "gnuplot not on PATH: image checks skipped";
+  }
 }
 
 TEST(ReportTest, GroupByConfigKeysAndNoNormalization) {

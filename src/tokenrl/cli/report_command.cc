@@ -92,8 +92,9 @@ int Run(const ReportCliOptions& o) {
     }
     std::printf("%s\n", line.c_str());
   }
-  std::printf("\nwrote %zu files to %s: report.md, report.html, table.md, table.csv, scores.csv, ...%s\n",
+  std::printf("\nwrote %zu files to %s: report.md, report.html, table.md, table.csv, scores.csv, ...%s%s\n",
               result->files.size(), o.out.c_str(),
+              result->diagnostics.empty() ? "" : "\n(with expert diagnostics: diagnostics_curves.csv, diagnostics.png)",
               result->plots_drawn ? "" : "\n(plots NOT drawn; see the warnings above)");
   return 0;
 }
@@ -109,7 +110,9 @@ void AddReportCommand(CLI::App& app, int& exit_code) {
       "env.name; its variant is the path of its parent directory under DIR, or the values of --group-by keys;\n"
       "every member of a run is one run (seed). Final score = last eval_return_mean. Writes to OUT: table.md,\n"
       "table.csv, scores.csv, scores/<variant>.csv, curves.csv, profiles.csv, aggregates/learning_curves/\n"
-      "performance_profile .png and .svg (gnuplot), plots/*.gp, report.md and report.html. See docs/report.md.\n\n"
+      "performance_profile .png and .svg (gnuplot), plots/*.gp, report.md and report.html. Runs with a\n"
+      "diagnostics.csv (train [diagnostics]) add diagnostics_curves.csv and diagnostics.png/.svg (dormant\n"
+      "fractions, srank, parameter norm per variant; interventions.csv steps marked). See docs/report.md.\n\n"
       "Examples:\n"
       "  tokenrl report runs/ --out report/\n"
       "  tokenrl report sweep/ --out report/ --group-by network.mixer.type --reps 10000");

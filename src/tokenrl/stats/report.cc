@@ -242,6 +242,187 @@ StatusOr<LoadedDir> LoadRunDir(const FoundRunDir& d, const std::vector<std::stri
   return out;
 }
 
+// ---- Diagnostics (diagnostics.csv / interventions.csv) ---------------------------
+
+constexpr std::string_view kDiagnosticsFile = "diagnostics.csv";
+constexpr std::string_view kInterventionsFile = "interventions.csv";
+
+// Which series a diagnostics.csv column feeds ("" = none), with the sort key
+// and label of that series.
+struct SeriesSpec {
+  int kind = 0;  // 0 penultimate dormant, 1 mean expert dormant, 2 srank, 3 parameter norm.
+  double tau = 0.0;
+  std::string key;
+  std::string label;
+};
+
+std::optional<SeriesSpec> SeriesOfColumn(const std::string& column) {
+  auto tau_of = [](const std::string& text) -> std::optional<double> {
+    auto v = ParseDouble(text, "tau");
+    if (!v.ok() || !std::isfinite(*v)) return std::nullopt;
+    return *v;
+  };
+  const std::string pen = "penultimate_dormant_";
+  if (column.rfind(pen, 0) == 0) {
+    const std::string t = column.substr(pen.size());
+    auto tau = tau_of(t);
+    if (!tau) return std::nullopt;
+    return SeriesSpec{0, *tau, column, fmt::format("Penultimate dormant fraction (τ = {})", t)};
+  }
+  if (column.rfind("expert", 0) == 0) {
+    size_t i = 6;
+    while (i < column.size() && std::isdigit(static_cast<unsigned char>(column[i]))) ++i;
+    const std::string dormant = "_dormant_";
+    if (i > 6 && column.compare(i, dormant.size(), dormant) == 0) {
+      const std::string t = column.substr(i + dormant.size());
+      auto tau = tau_of(t);
+      if (!tau) return std::nullopt;
+      return SeriesSpec{1, *tau, "expert_dormant_mean_" + t,
+                        fmt::format("Mean expert dormant fraction (τ = {})", t)};
+    }
+    return std::nullopt;
+  }
+  if (column == "feature_srank") return SeriesSpec{2, 0.0, column, "Feature rank (srank)"};
+  if (column == "parameter_norm") return SeriesSpec{3, 0.0, column, "Parameter norm"};
+  return std::nullopt;
+}
+
+// Reads every run directory's diagnostics.csv and interventions.csv into
+// result.diagnostics / result.interventions; problems become warnings.
+void LoadDiagnostics(const std::vector<LoadedDir>& dirs, ReportResult& result) {
+  std::map<std::string, SeriesSpec> specs;
+  // series -> variant -> step -> (dir index, member) -> value (a repeated row: the later wins).
+  std::map<std::string, std::map<std::string, std::map<int64_t, std::map<std::pair<size_t, int64_t>, double>>>> data;
+  for (size_t di = 0; di < dirs.size(); ++di) {
+    const LoadedDir& d = dirs[di];
+    const fs::path path = fs::path(d.found.dir) / kDiagnosticsFile;
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) continue;
+    auto text = ReadFile(path.string());
+    if (!text.ok()) {
+      result.warnings.push_back(fmt::format("{} skipped: {}", path.string(), text.status().message()));
+      continue;
+    }
+    auto table = ParseCsv(*text, path.string());
+    if (!table.ok()) {
+      result.warnings.push_back(fmt::format("{} skipped: {}", path.string(), table.status().message()));
+      continue;
+    }
+    auto member_col = table->Column("member");
+    auto steps_col = table->Column("env_steps");
+    if (!member_col.ok() || !steps_col.ok()) {
+      result.warnings.push_back(
+          fmt::format("{} skipped: no member/env_steps columns (header: {})", path.string(), Join(table->header, ",")));
+      continue;
+    }
+    std::map<std::string, std::vector<int>> columns;  // series -> columns averaged into it
+    for (size_t c = 0; c < table->header.size(); ++c) {
+      auto spec = SeriesOfColumn(table->header[c]);
+      if (!spec) continue;
+      specs.emplace(spec->key, *spec);
+      columns[spec->key].push_back(static_cast<int>(c));
+    }
+    std::string bad;
+    for (const auto& row : table->rows) {
+      const std::string where = fmt::format("{}:{}", path.string(), row.line);
+      auto member = ParseInteger(row.fields[*member_col], where + " member");
+      auto steps = ParseInteger(row.fields[*steps_col], where + " env_steps");
+      if (!member.ok() || !steps.ok()) {
+        bad = (!member.ok() ? member.status() : steps.status()).message();
+        break;
+      }
+      for (const auto& [key, cols] : columns) {
+        double sum = 0.0;
+        int n = 0;
+        for (int c : cols) {
+          const std::string& field = row.fields[c];
+          if (field.empty()) continue;
+          auto v = ParseDouble(field, where);
+          if (!v.ok() || !std::isfinite(*v)) continue;
+          sum += *v;
+          ++n;
+        }
+        if (n > 0) data[key][d.variant][*steps][{di, *member}] = sum / n;
+      }
+    }
+    if (!bad.empty()) result.warnings.push_back(fmt::format("{} partly skipped: {}", path.string(), bad));
+  }
+  std::vector<SeriesSpec> order;
+  for (const auto& [key, spec] : specs) order.push_back(spec);
+  std::sort(order.begin(), order.end(), [](const SeriesSpec& a, const SeriesSpec& b) {
+    return std::tie(a.kind, a.tau, a.key) < std::tie(b.kind, b.tau, b.key);
+  });
+  for (const auto& spec : order) {
+    for (const auto& [variant, by_step] : data[spec.key]) {
+      DiagnosticCurve curve;
+      curve.series = spec.key;
+      curve.label = spec.label;
+      curve.variant = variant;
+      for (const auto& [step, values] : by_step) {
+        double sum = 0.0, lo = 0.0, hi = 0.0;
+        bool first = true;
+        for (const auto& [who, x] : values) {
+          sum += x;
+          lo = first ? x : std::min(lo, x);
+          hi = first ? x : std::max(hi, x);
+          first = false;
+        }
+        curve.steps.push_back(step);
+        curve.runs.push_back(static_cast<int>(values.size()));
+        curve.mean.push_back(sum / static_cast<double>(values.size()));
+        curve.min.push_back(lo);
+        curve.max.push_back(hi);
+      }
+      if (!curve.steps.empty()) result.diagnostics.push_back(std::move(curve));
+    }
+  }
+
+  for (const LoadedDir& d : dirs) {
+    const fs::path path = fs::path(d.found.dir) / kInterventionsFile;
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) continue;
+    auto text = ReadFile(path.string());
+    auto table = text.ok() ? ParseCsv(*text, path.string()) : StatusOr<CsvTable>(text.status());
+    if (!table.ok()) {
+      result.warnings.push_back(fmt::format("{} skipped: {}", path.string(), table.status().message()));
+      continue;
+    }
+    auto member_col = table->Column("member");
+    auto steps_col = table->Column("env_steps");
+    auto type_col = table->Column("type");
+    auto experts_col = table->Column("experts");
+    if (!member_col.ok() || !steps_col.ok() || !type_col.ok()) {
+      result.warnings.push_back(fmt::format("{} skipped: no member/env_steps/type columns (header: {})",
+                                            path.string(), Join(table->header, ",")));
+      continue;
+    }
+    for (const auto& row : table->rows) {
+      const std::string where = fmt::format("{}:{}", path.string(), row.line);
+      auto member = ParseInteger(row.fields[*member_col], where + " member");
+      auto steps = ParseInteger(row.fields[*steps_col], where + " env_steps");
+      if (!member.ok() || !steps.ok()) {
+        result.warnings.push_back(fmt::format("{} partly skipped: {}",
+                                              path.string(),
+                                              (!member.ok() ? member.status() : steps.status()).message()));
+        break;
+      }
+      ReportIntervention iv;
+      iv.variant = d.variant;
+      iv.run_dir = d.found.dir;
+      iv.member = static_cast<int>(*member);
+      iv.env_steps = *steps;
+      iv.type = row.fields[*type_col];
+      if (experts_col.ok()) iv.experts = row.fields[*experts_col];
+      result.interventions.push_back(std::move(iv));
+    }
+  }
+  std::stable_sort(result.interventions.begin(), result.interventions.end(),
+                   [](const ReportIntervention& a, const ReportIntervention& b) {
+                     return std::tie(a.variant, a.env_steps, a.run_dir, a.member) <
+                            std::tie(b.variant, b.env_steps, b.run_dir, b.member);
+                   });
+}
+
 // ---- Statistics ----------------------------------------------------------------
 
 StatusOr<std::vector<IntervalEstimate>> CurveIqm(const std::vector<std::vector<double>>& cells, int runs, int tasks,
@@ -442,6 +623,86 @@ std::string ProfilePlot(const ReportResult& r, const PlotText& text, const Boots
         GpString(r.variants[i].name)));
   }
   s += "plot " + Join(items, ", \\\n     ") + "\n";
+  return s;
+}
+
+// The diagnostics figure: one panel per series, one line (mean over members)
+// and min-max band per variant; dashed verticals at intervention steps.
+std::string DiagnosticsPlot(const ReportResult& r, int* width, int* height) {
+  std::vector<std::string> series;
+  std::map<std::string, std::string> labels;
+  int64_t max_step = 0;
+  for (const auto& c : r.diagnostics) {
+    if (labels.emplace(c.series, c.label).second) series.push_back(c.series);
+    max_step = std::max(max_step, c.steps.back());
+  }
+  if (series.empty()) return "";
+  std::map<std::string, size_t> color;  // variant -> palette index (its index among the report's variants)
+  for (size_t i = 0; i < r.variants.size(); ++i) color[r.variants[i].name] = i;
+  for (const auto& c : r.diagnostics) color.emplace(c.variant, color.size());
+  const int n = static_cast<int>(series.size());
+  const int cols = n <= 3 ? n : (n == 4 ? 2 : 3);
+  const int rows = (n + cols - 1) / cols;
+  *width = 560 * cols;
+  *height = 400 * rows + 70;
+  std::string s;
+  const bool marks = !r.interventions.empty();
+  s += fmt::format("set multiplot layout {},{} title {} font \",13\"\n", rows, cols,
+                   GpString(std::string("Expert-utilization diagnostics: mean over runs per variant, band = min-max "
+                                        "over runs") +
+                            (marks ? "; dashed lines: interventions" : "")));
+  s += "set grid lc rgb \"#d0d0d0\" dt 2\nset border 3\nset xtics nomirror\nset ytics nomirror\n";
+  s += "set xlabel \"Environment steps (per run)\"\nset offsets 0, 0, graph 0.05, graph 0.05\n";
+  {
+    const double top = std::max<double>(1.0, static_cast<double>(max_step));
+    const double step = NiceStep(top, 4);
+    std::vector<std::string> tics;
+    for (int i = 0; i * step <= top * 1.04 + 1e-9; ++i) {
+      tics.push_back(fmt::format("\"{}\" {}", StepLabel(i * step), i * step));
+    }
+    s += fmt::format("set xrange [0:{}]\nset xtics ({})\n", top * 1.04, Join(tics, ", "));
+  }
+  {
+    std::set<std::pair<std::string, int64_t>> seen;
+    for (const auto& iv : r.interventions) {
+      if (!seen.insert({iv.variant, iv.env_steps}).second) continue;
+      s += fmt::format("set arrow from {0}, graph 0 to {0}, graph 1 nohead dt 2 lw 1.5 lc rgb \"{1}\"\n",
+                       iv.env_steps, Color(color[iv.variant]));
+    }
+  }
+  int index = 0;
+  for (int p = 0; p < n; ++p) {
+    s += fmt::format("set title {}\n", GpString(labels[series[p]]));
+    const bool fraction = series[p].find("dormant") != std::string::npos;
+    double top = 0.0;  // All-zero fractions get a small fixed range instead of gnuplot's [0:1].
+    for (const auto& c : r.diagnostics)
+      if (c.series == series[p]) top = std::max(top, *std::max_element(c.max.begin(), c.max.end()));
+    s += !fraction        ? "set ylabel \"\"\nset yrange [*:*]\n"
+         : top > 0.0      ? "set ylabel \"Fraction of units\"\nset yrange [0:*]\n"
+                          : "set ylabel \"Fraction of units\"\nset yrange [0:0.05]\n";
+    s += p == 0 ? "set key top left font \",10\" opaque box\n" : "unset key\n";
+    std::vector<std::string> items;
+    for (const auto& c : r.diagnostics) {
+      if (c.series != series[p]) continue;
+      const std::string col = Color(color[c.variant]);
+      if (c.steps.size() > 1) {
+        items.push_back(fmt::format(
+            "\"diagnostics.dat\" index {0} using 1:3:4 with filledcurves fs transparent solid 0.22 noborder "
+            "lc rgb \"{1}\" notitle",
+            index, col));
+      } else {
+        items.push_back(fmt::format(
+            "\"diagnostics.dat\" index {0} using 1:2:3:4 with yerrorbars lw 1.5 pt 7 ps 0.7 lc rgb \"{1}\" notitle",
+            index, col));
+      }
+      items.push_back(fmt::format(
+          "\"diagnostics.dat\" index {0} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb \"{1}\" title {2}", index,
+          col, GpString(c.variant)));
+      ++index;
+    }
+    s += "plot " + Join(items, ", \\\n     ") + "\n";
+  }
+  s += "unset multiplot\n";
   return s;
 }
 
@@ -974,6 +1235,9 @@ StatusOr<ReportResult> RunReport(const ReportOptions& options) {
     }
   }
 
+  // 6b. Expert-utilization diagnostics (only when some run logged them).
+  LoadDiagnostics(dirs, result);
+
   // 7. Files.
   const std::string& out = options.out_dir;
   std::error_code ec;
@@ -1106,6 +1370,24 @@ StatusOr<ReportResult> RunReport(const ReportOptions& options) {
     TOKENRL_RETURN_IF_ERROR(WriteOut(out, "plots/aggregates.dat", dat, files));
   }
 
+  // diagnostics_curves.csv and its plot data.
+  if (!result.diagnostics.empty()) {
+    std::string csv = "series,variant,env_steps,runs,mean,min,max\n";
+    std::string dat = "# env_steps\tmean\tmin\tmax\truns (one block per series and variant)\n";
+    for (const auto& c : result.diagnostics) {
+      dat += "# " + GpField(c.series + " " + c.variant) + "\n";
+      for (size_t t = 0; t < c.steps.size(); ++t) {
+        csv += fmt::format("{},{},{},{},{},{},{}\n", c.series, CsvField(c.variant), c.steps[t], c.runs[t],
+                           Num(c.mean[t]), Num(c.min[t]), Num(c.max[t]));
+        dat += fmt::format("{}\t{}\t{}\t{}\t{}\n", c.steps[t], Num(c.mean[t]), Num(c.min[t]), Num(c.max[t]),
+                           c.runs[t]);
+      }
+      dat += "\n\n";
+    }
+    TOKENRL_RETURN_IF_ERROR(WriteOut(out, "diagnostics_curves.csv", csv, files));
+    TOKENRL_RETURN_IF_ERROR(WriteOut(out, "plots/diagnostics.dat", dat, files));
+  }
+
   // gnuplot scripts, then the images.
   const PlotText text{score_label, ci};
   struct Figure {
@@ -1122,6 +1404,9 @@ StatusOr<ReportResult> RunReport(const ReportOptions& options) {
     const std::string curves = LearningCurvesPlot(result, text, curve_options);
     if (!curves.empty()) figures.push_back({"learning_curves", curves});
     figures.push_back({"performance_profile", ProfilePlot(result, text, profile_options)});
+    Figure diag{"diagnostics", ""};
+    diag.body = DiagnosticsPlot(result, &diag.width, &diag.height);
+    if (!diag.body.empty()) figures.push_back(diag);
   }
   for (const auto& f : figures) {
     TOKENRL_RETURN_IF_ERROR(
@@ -1196,6 +1481,37 @@ StatusOr<ReportResult> RunReport(const ReportOptions& options) {
                            "bands. A curve above another is better everywhere on the grid.",
                            ci));
   Image(d, "performance_profile", "Performance profiles", drawn.count("performance_profile") > 0);
+  if (!result.diagnostics.empty()) {
+    Heading(d, 2, "Diagnostics");
+    Paragraph(d,
+              "Expert-utilization diagnostics from the runs' diagnostics.csv (tokenrl train [diagnostics]): the mean "
+              "over a variant's runs (members) at each logged env step, with the min-max range over those runs. "
+              "Dormant fraction: share of units whose mean absolute activation, divided by the layer mean, is at "
+              "most τ (Sokar et al. 2023); the expert series average the experts' fractions. All points: "
+              "diagnostics_curves.csv. Last logged point:");
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : result.diagnostics) {
+      const size_t t = c.steps.size() - 1;
+      rows.push_back({c.label, c.variant, std::to_string(c.steps[t]), std::to_string(c.runs[t]),
+                      fmt::format("{:.4g} [{:.4g}, {:.4g}]", c.mean[t], c.min[t], c.max[t])});
+    }
+    Table(d, {"series", "variant", "env steps", "runs", "mean [min, max]"}, rows);
+    if (!result.interventions.empty()) {
+      std::map<std::string, std::map<std::string, std::set<int64_t>>> fired;  // variant -> type -> steps
+      for (const auto& iv : result.interventions) fired[iv.variant][iv.type].insert(iv.env_steps);
+      std::vector<std::string> items;
+      for (const auto& [variant, types] : fired) {
+        for (const auto& [type, steps] : types) {
+          std::vector<std::string> list;
+          for (int64_t x : steps) list.push_back(std::to_string(x));
+          items.push_back(fmt::format("{}: {} at env steps {}", variant, type, Join(list, ", ")));
+        }
+      }
+      Paragraph(d, "Interventions (interventions.csv; dashed vertical lines in the figure):");
+      Bullets(d, items);
+    }
+    Image(d, "diagnostics", "Expert-utilization diagnostics", drawn.count("diagnostics") > 0);
+  }
   Heading(d, 2, "Variants");
   if (!result.varying_keys.empty()) {
     Paragraph(d, "Settings that differ between runs of a variant (seeds, tasks): " + Join(result.varying_keys, ", "));

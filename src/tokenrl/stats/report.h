@@ -37,9 +37,24 @@
 //  - the performance profile (score distribution: fraction of runs x tasks
 //    scores > tau) on a tau grid shared by all variants, with pointwise CIs.
 //
+// Expert-utilization diagnostics (optional): a run directory may also hold
+// diagnostics.csv (written by `tokenrl train` with [diagnostics]; one row per
+// member and logging point) and interventions.csv (one row per member and
+// intervention firing). When any run has diagnostics.csv, a small fixed set
+// of series is read from it: penultimate_dormant_<tau> (each logged tau),
+// expert_dormant_mean_<tau> (mean over the expert<j>_dormant_<tau> columns of
+// a row), feature_srank and parameter_norm (series whose columns a run lacks
+// are skipped for it). Per series, variant and env step: the mean, min and
+// max over the variant's members (runs) logged at that step. Written as
+// diagnostics_curves.csv and diagnostics.{png,svg} (one panel per series;
+// dashed vertical lines at intervention steps) and a "Diagnostics" section of
+// the report. A diagnostics/interventions file that does not parse is a
+// warning (that file is skipped); no diagnostics anywhere adds nothing.
+//
 // Output files (in options.out_dir): table.md, table.csv, scores.csv,
 // scores/<variant>.csv, curves.csv, profiles.csv, aggregates.{png,svg},
-// learning_curves.{png,svg}, performance_profile.{png,svg}, report.md,
+// learning_curves.{png,svg}, performance_profile.{png,svg}, (with
+// diagnostics) diagnostics_curves.csv and diagnostics.{png,svg}, report.md,
 // report.html, and plots/ (the gnuplot scripts and their data). Plots are
 // drawn by running gnuplot; without gnuplot the scripts and data are still
 // written, the images are not, and a warning says how to draw them.
@@ -108,8 +123,31 @@ struct ReportVariant {
   std::map<std::string, std::string> distinct_config;
 };
 
+// One diagnostics series of one variant, over the env steps at which any of
+// its members logged it (increasing).
+struct DiagnosticCurve {
+  std::string series;  // "penultimate_dormant_0.025", "expert_dormant_mean_0", "feature_srank", "parameter_norm".
+  std::string label;   // Human-readable ("Penultimate dormant fraction (tau = 0.025)").
+  std::string variant;
+  std::vector<int64_t> steps;
+  std::vector<int> runs;  // Members with a value at each step.
+  std::vector<double> mean, min, max;
+};
+
+// One row of a run's interventions.csv.
+struct ReportIntervention {
+  std::string variant;
+  std::string run_dir;
+  int member = 0;
+  int64_t env_steps = 0;
+  std::string type;     // "reset", "shrink_perturb", "prune", ...
+  std::string experts;  // Space-separated expert indices ("" = all).
+};
+
 struct ReportResult {
   std::vector<ReportRun> runs;
+  std::vector<DiagnosticCurve> diagnostics;     // Series order, then variant; empty without diagnostics.csv.
+  std::vector<ReportIntervention> interventions;  // Sorted by variant, env_steps, run_dir, member.
   std::vector<ReportVariant> variants;     // Sorted by name.
   std::string normalization;               // "minatar", "atari" or "none".
   std::string normalization_source;        // Reference CSV path ("" for none).
