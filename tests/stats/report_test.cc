@@ -314,7 +314,11 @@ TEST(ReportTest, DiagnosticsCurvesPerVariant) {
                                       {"expert_dormant_mean_0", {2, 3}, true},
                                       {"expert_dormant_mean_0.025", {4, 5}, true},
                                       {"feature_srank", {6}, false},
-                                      {"parameter_norm", {7}, false}};
+                                      {"parameter_norm", {7}, false},
+                                      {"expert0_dormant_0", {2}, true},
+                                      {"expert1_dormant_0", {3}, true},
+                                      {"expert0_dormant_0.025", {4}, true},
+                                      {"expert1_dormant_0.025", {5}, true}};
   auto text = ReadFile((out / "diagnostics_curves.csv").string());
   ASSERT_TRUE(text.ok());
   auto table = ParseCsv(*text, "diagnostics_curves.csv");
@@ -345,7 +349,7 @@ TEST(ReportTest, DiagnosticsCurvesPerVariant) {
   for (const auto& row : table->rows) rows.push_back(Join(row.fields));
   EXPECT_EQ(rows, expected_rows);
   // The library result holds the same numbers.
-  ASSERT_EQ(result->diagnostics.size(), 10u);
+  ASSERT_EQ(result->diagnostics.size(), 14u);
   EXPECT_EQ(result->diagnostics[0].series, "penultimate_dormant_0");
   EXPECT_EQ(result->diagnostics[0].variant, "flatten");
   EXPECT_EQ(result->diagnostics[0].mean[2], 5.25 / 6.0);

@@ -250,13 +250,15 @@ constexpr std::string_view kInterventionsFile = "interventions.csv";
 // Which series a diagnostics.csv column feeds ("" = none), with the sort key
 // and label of that series.
 struct SeriesSpec {
-  int kind = 0;  // 0 penultimate dormant, 1 mean expert dormant, 2 srank, 3 parameter norm.
+  int kind = 0;  // 0 penultimate dormant, 1 mean expert dormant, 2 srank, 3 parameter norm, 4 one expert's dormant.
   double tau = 0.0;
   std::string key;
   std::string label;
 };
 
-std::optional<SeriesSpec> SeriesOfColumn(const std::string& column) {
+// The series a diagnostics.csv column feeds (none, one, or for an expert's
+// dormant fraction both that expert's own series and the mean over experts).
+std::vector<SeriesSpec> SeriesOfColumn(const std::string& column) {
   auto tau_of = [](const std::string& text) -> std::optional<double> {
     auto v = ParseDouble(text, "tau");
     if (!v.ok() || !std::isfinite(*v)) return std::nullopt;
@@ -266,8 +268,8 @@ std::optional<SeriesSpec> SeriesOfColumn(const std::string& column) {
   if (column.rfind(pen, 0) == 0) {
     const std::string t = column.substr(pen.size());
     auto tau = tau_of(t);
-    if (!tau) return std::nullopt;
-    return SeriesSpec{0, *tau, column, fmt::format("Penultimate dormant fraction (τ = {})", t)};
+    if (!tau) return {};
+    return {SeriesSpec{0, *tau, column, fmt::format("Penultimate dormant fraction (τ = {})", t)}};
   }
   if (column.rfind("expert", 0) == 0) {
     size_t i = 6;
@@ -276,15 +278,16 @@ std::optional<SeriesSpec> SeriesOfColumn(const std::string& column) {
     if (i > 6 && column.compare(i, dormant.size(), dormant) == 0) {
       const std::string t = column.substr(i + dormant.size());
       auto tau = tau_of(t);
-      if (!tau) return std::nullopt;
-      return SeriesSpec{1, *tau, "expert_dormant_mean_" + t,
-                        fmt::format("Mean expert dormant fraction (τ = {})", t)};
+      if (!tau) return {};
+      return {SeriesSpec{1, *tau, "expert_dormant_mean_" + t, fmt::format("Mean expert dormant fraction (τ = {})", t)},
+              SeriesSpec{4, *tau, column,
+                         fmt::format("Expert {} dormant fraction (τ = {})", column.substr(6, i - 6), t)}};
     }
-    return std::nullopt;
+    return {};
   }
-  if (column == "feature_srank") return SeriesSpec{2, 0.0, column, "Feature rank (srank)"};
-  if (column == "parameter_norm") return SeriesSpec{3, 0.0, column, "Parameter norm"};
-  return std::nullopt;
+  if (column == "feature_srank") return {SeriesSpec{2, 0.0, column, "Feature rank (srank)"}};
+  if (column == "parameter_norm") return {SeriesSpec{3, 0.0, column, "Parameter norm"}};
+  return {};
 }
 
 // Reads every run directory's diagnostics.csv and interventions.csv into
@@ -317,10 +320,10 @@ void LoadDiagnostics(const std::vector<LoadedDir>& dirs, ReportResult& result) {
     }
     std::map<std::string, std::vector<int>> columns;  // series -> columns averaged into it
     for (size_t c = 0; c < table->header.size(); ++c) {
-      auto spec = SeriesOfColumn(table->header[c]);
-      if (!spec) continue;
-      specs.emplace(spec->key, *spec);
-      columns[spec->key].push_back(static_cast<int>(c));
+      for (const SeriesSpec& spec : SeriesOfColumn(table->header[c])) {
+        specs.emplace(spec.key, spec);
+        columns[spec.key].push_back(static_cast<int>(c));
+      }
     }
     std::string bad;
     for (const auto& row : table->rows) {
