@@ -6,9 +6,7 @@
 // the directory; and the Slurm backend runs on a real single-node Slurm
 // (tests/cli/slurm_local.sh). Needs the torch backend (skipped loudly without).
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,9 +22,9 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/process.h"
 #include "tokenrl/core/file_util.h"
 
-extern char** environ;
 
 namespace tokenrl {
 namespace {
@@ -37,43 +35,11 @@ using Clock = std::chrono::steady_clock;
 const std::string kBin = TOKENRL_BINARY;
 const std::string kSrc = TOKENRL_SOURCE_DIR;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-};
-
-Result Sh(const std::string& command) {
-  Result r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  char buffer[4096];
-  size_t n;
-  while (pipe != nullptr && (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) r.out.append(buffer, n);
-  const int st = pipe ? pclose(pipe) : -1;
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-  return r;
-}
-
-bool HaveTorchBackend() { return Sh(kBin + " version").out.find("libtorch backend: libtorch") != std::string::npos; }
-
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using testing::RunShell;
+using testing::ShellResult;
+using testing::SpawnProcess;
+using testing::TokenrlHasTorchBackend;
+using testing::WaitProcess;
 
 // Children of `parent` (from /proc/*/stat).
 std::vector<pid_t> Children(pid_t parent) {
@@ -155,17 +121,17 @@ std::string Log(const std::string& job_dir) {
 }
 
 TEST(SweepCliTest, DryRunPrintsCellsAndCost) {
-  const Result r = Sh(kBin + " sweep " + kSrc + "/configs/sweeps/fig6_minatar_tiny.toml --dry-run");
-  ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("12 cell(s) in 6 job(s)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("job softmoe_4/breakout-s0-1-"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("estimated cost: 36000 env steps"), std::string::npos) << r.out;
-  const Result bad = Sh(kBin + " sweep " + kSrc + "/configs/sweeps/fig6_minatar_tiny.toml --dry-run --pack 1");
-  EXPECT_NE(bad.out.find("12 cell(s) in 12 job(s)"), std::string::npos) << bad.out;
+  const ShellResult r = RunShell(kBin + " sweep " + kSrc + "/configs/sweeps/fig6_minatar_tiny.toml --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("12 cell(s) in 6 job(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("job softmoe_4/breakout-s0-1-"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("estimated cost: 36000 env steps"), std::string::npos) << r.output;
+  const ShellResult bad = RunShell(kBin + " sweep " + kSrc + "/configs/sweeps/fig6_minatar_tiny.toml --dry-run --pack 1");
+  EXPECT_NE(bad.output.find("12 cell(s) in 12 job(s)"), std::string::npos) << bad.output;
 }
 
 TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
-  if (!HaveTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
+  if (!TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   const std::string root = ::testing::TempDir() + "/sweep_cli_" + std::to_string(getpid());
   fs::remove_all(root);
   fs::create_directories(root);
@@ -174,11 +140,11 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
 
   // 1. A clean sweep on 2 workers: every job once.
   const auto start = Clock::now();
-  Result r = Sh(kBin + " sweep " + sweep + " --out " + a + " --workers 2");
+  ShellResult r = RunShell(kBin + " sweep " + sweep + " --out " + a + " --workers 2");
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("clean sweep: %.1f s\n", seconds);
-  EXPECT_NE(r.out.find("4 job(s) (8 cell(s)), 0 already done, 4 to run on 2 worker(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.output.find("4 job(s) (8 cell(s)), 0 already done, 4 to run on 2 worker(s)"), std::string::npos) << r.output;
   const std::vector<std::string> jobs = JobDirs(a);
   ASSERT_EQ(jobs.size(), 4u);
   for (const auto& j : jobs) {
@@ -186,22 +152,22 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
     EXPECT_EQ(Count(Log(j), ": tokenrl train"), 1) << j;
   }
   // 2. Re-running skips every done job; status and report read the directory.
-  r = Sh(kBin + " sweep " + sweep + " --out " + a + " --workers 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("4 already done, 0 to run"), std::string::npos) << r.out;
+  r = RunShell(kBin + " sweep " + sweep + " --out " + a + " --workers 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("4 already done, 0 to run"), std::string::npos) << r.output;
   for (const auto& j : jobs) EXPECT_EQ(Count(Log(j), ": tokenrl train"), 1) << j;
-  r = Sh(kBin + " sweep status " + a);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("4/4 jobs done (100%), 8/8 cells"), std::string::npos) << r.out;
-  r = Sh(kBin + " report " + a + " --out " + root + "/report --no-plots --reps 200 --curve-reps 20 --profile-reps 20");
-  ASSERT_EQ(r.rc, 0) << r.out;
+  r = RunShell(kBin + " sweep status " + a);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("4/4 jobs done (100%), 8/8 cells"), std::string::npos) << r.output;
+  r = RunShell(kBin + " report " + a + " --out " + root + "/report --no-plots --reps 200 --curve-reps 20 --profile-reps 20");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
   auto table = ReadFile(root + "/report/table.csv");
   ASSERT_TRUE(table.ok());
   EXPECT_NE(table->find("flat"), std::string::npos) << *table;
   EXPECT_NE(table->find("wide"), std::string::npos) << *table;
 
   // 3. SIGKILL a worker mid-run; meanwhile a second driver is refused.
-  const pid_t driver = Spawn({kBin, "sweep", sweep, "--out", b, "--workers", "2"}, root + "/b.log");
+  const pid_t driver = SpawnProcess({kBin, "sweep", sweep, "--out", b, "--workers", "2"}, root + "/b.log");
   pid_t victim = 0;
   for (int i = 0; i < 2000 && victim == 0; ++i) {
     for (pid_t p : Children(driver))
@@ -210,9 +176,9 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
   }
   ASSERT_NE(victim, 0) << "no train process appeared";
   const std::string victim_dir = TrainDirOf(victim);
-  r = Sh(kBin + " sweep " + sweep + " --out " + b + " --workers 1");
-  EXPECT_NE(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("another sweep driver"), std::string::npos) << r.out;
+  r = RunShell(kBin + " sweep " + sweep + " --out " + b + " --workers 1");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("another sweep driver"), std::string::npos) << r.output;
   std::mt19937_64 rng(std::random_device{}());
   // Kill within the training loop of the shortest job (its summary.json time excludes start-up).
   double per_job = seconds;
@@ -227,7 +193,7 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
   std::this_thread::sleep_for(std::chrono::duration<double>(after));
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   std::printf("killed worker %d (%s) after %.2f s\n", victim, victim_dir.c_str(), after);
-  ASSERT_EQ(Wait(driver), 0) << ReadFile(root + "/b.log").value();
+  ASSERT_EQ(WaitProcess(driver), 0) << ReadFile(root + "/b.log").value();
   const std::string killed_log = Log(victim_dir);
   EXPECT_NE(killed_log.find("killed by signal 9"), std::string::npos) << killed_log;
   EXPECT_NE(killed_log.find("attempt 2: tokenrl train"), std::string::npos) << killed_log;
@@ -245,7 +211,7 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
 
   // 4. SIGKILL the driver after its first finished job: its train processes die
   // with it (PDEATHSIG); re-running finishes the rest without redoing done jobs.
-  const pid_t driver2 = Spawn({kBin, "sweep", sweep, "--out", c, "--workers", "1"}, root + "/c.log");
+  const pid_t driver2 = SpawnProcess({kBin, "sweep", sweep, "--out", c, "--workers", "1"}, root + "/c.log");
   std::string first_done;
   for (int i = 0; i < 6000 && first_done.empty(); ++i) {
     if (fs::exists(c)) {
@@ -256,10 +222,10 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
   }
   ASSERT_FALSE(first_done.empty());
   kill(driver2, SIGKILL);
-  Wait(driver2);
-  r = Sh(kBin + " sweep " + sweep + " --out " + c + " --workers 2");
-  ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("already done"), std::string::npos) << r.out;
+  WaitProcess(driver2);
+  r = RunShell(kBin + " sweep " + sweep + " --out " + c + " --workers 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("already done"), std::string::npos) << r.output;
   EXPECT_EQ(Count(Log(first_done), ": tokenrl train"), 1) << first_done;
   const std::vector<std::string> jobs_c = JobDirs(c);
   ASSERT_EQ(jobs_c.size(), jobs.size());
@@ -271,13 +237,13 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
 }
 
 bool HaveSlurm() {
-  return Sh("PATH=$PATH:/usr/sbin; for b in slurmctld slurmd sbatch squeue munged mungekey; do "
+  return RunShell("PATH=$PATH:/usr/sbin; for b in slurmctld slurmd sbatch squeue munged mungekey; do "
              "command -v $b >/dev/null || exit 1; done")
-             .rc == 0;
+             .exit_code == 0;
 }
 
 TEST(SweepCliTest, SlurmBackendOnARealLocalSlurm) {
-  if (!HaveTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
+  if (!TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   if (!HaveSlurm()) {
     std::printf("\n*** SKIPPED: slurm not installed (apt-get install slurmctld slurmd slurm-client munge) ***\n\n");
     GTEST_SKIP() << "SKIPPED: slurm not installed";
@@ -290,12 +256,12 @@ TEST(SweepCliTest, SlurmBackendOnARealLocalSlurm) {
   // Submit, follow until every array task ends, then re-submit (skips everything).
   const std::string inner = kBin + " sweep " + sweep + " --out " + out + " --backend slurm --time 00:05:00 && " +
                             kBin + " sweep " + sweep + " --out " + out + " --backend slurm";
-  const Result r = Sh("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=100 bash " + kSrc + "/tests/cli/slurm_local.sh bash -c '" +
+  const ShellResult r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=100 bash " + kSrc + "/tests/cli/slurm_local.sh bash -c '" +
                        inner + "'");
-  if (r.rc == 77) GTEST_SKIP() << "SKIPPED: slurm not installed\n" << r.out;
-  ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("submitted Slurm array job"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("4 already done, 0 to submit"), std::string::npos) << r.out;
+  if (r.exit_code == 77) GTEST_SKIP() << "SKIPPED: slurm not installed\n" << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("submitted Slurm array job"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4 already done, 0 to submit"), std::string::npos) << r.output;
   const std::vector<std::string> jobs = JobDirs(out);
   ASSERT_EQ(jobs.size(), 4u);
   for (const auto& j : jobs) {

@@ -4,14 +4,9 @@
 // binary; skipped (loudly) without it.
 
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -20,9 +15,9 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/process.h"
 #include "tokenrl/core/file_util.h"
 
-extern char** environ;
 
 namespace tokenrl {
 namespace {
@@ -47,55 +42,35 @@ std::vector<std::string> TrainArgs(const std::string& out) {
           "-q"};
 }
 
-pid_t Spawn(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-bool HaveTorchBackend() {
-  FILE* pipe = popen((std::string(TOKENRL_BINARY) + " version").c_str(), "r");
-  std::string out;
-  char buffer[256];
-  while (pipe != nullptr && fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
-  if (pipe != nullptr) pclose(pipe);
-  return out.find("libtorch backend: libtorch") != std::string::npos;
-}
+using testing::SpawnProcess;
+using testing::WaitProcess;
 
 TEST(TrainKillTest, ResumeAfterSigkillIsByteIdentical) {
-  if (!HaveTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
+  if (!testing::TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   const std::string root = ::testing::TempDir() + "/train_kill_" + std::to_string(getpid());
   std::filesystem::remove_all(root);
   const std::string a = root + "/uninterrupted", b = root + "/killed";
 
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_EQ(Wait(Spawn(TrainArgs(a))), 0);
+  ASSERT_EQ(WaitProcess(SpawnProcess(TrainArgs(a), "/dev/null")), 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // Kill at a uniformly random moment of the run (seeded from the clock on
   // purpose: every moment must work). Report it so a failure can be replayed.
   std::mt19937_64 rng(std::random_device{}());
   const double kill_after = std::uniform_real_distribution<double>(0.05, 0.95)(rng) * seconds;
-  const pid_t pid = Spawn(TrainArgs(b));
+  const pid_t pid = SpawnProcess(TrainArgs(b), "/dev/null");
   std::this_thread::sleep_for(std::chrono::duration<double>(kill_after));
   kill(pid, SIGKILL);
-  const int killed_status = Wait(pid);
+  const int killed_status = WaitProcess(pid);
   std::printf("killed after %.2f s of %.2f s (exit status %d)\n", kill_after, seconds, killed_status);
 
-  ASSERT_EQ(Wait(Spawn({TOKENRL_BINARY, "train", "--resume", b, "-q"})), 0);
+  // The original command plus --resume: it also covers a kill before the run
+  // wrote its config (then it starts over), which `train --resume DIR` alone
+  // cannot (it refuses: nothing to resume).
+  std::vector<std::string> resume = TrainArgs(b);
+  resume.push_back("--resume");
+  ASSERT_EQ(WaitProcess(SpawnProcess(resume, "/dev/null")), 0);
   auto expected = ReadFile(a + "/metrics.csv");
   auto actual = ReadFile(b + "/metrics.csv");
   ASSERT_TRUE(expected.ok() && actual.ok());
