@@ -1,0 +1,18 @@
+#pragma once
+// The GEMM the CPU engine is built on (OpenBLAS), row-major, single-threaded
+// per call: members are spread over threads instead (style.md: two threads
+// inside one small GEMM do not scale on this machine).
+
+#include <cstdint>
+
+namespace tokenrl::nn::cpu {
+
+// C[m, n] = alpha * op(A)[m, k] op(B)[k, n] + beta * C, row-major with
+// leading dimensions lda, ldb, ldc (op = transpose when trans_*).
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// Sets OpenBLAS's own thread count (process-wide); the engine calls it with 1.
+void SetBlasThreads(int threads);
+
+}  // namespace tokenrl::nn::cpu

@@ -1,0 +1,292 @@
+#include "tokenrl/nn/cpu/layer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "tokenrl/core/status.h"
+#include "tokenrl/nn/cpu/blas.h"
+
+namespace tokenrl::nn::cpu {
+
+Param* ParamStore::Make(const std::string& name, std::vector<int64_t> shape, const InitSpec& init) {
+  TOKENRL_CHECK(Find(name) == nullptr, "cpu engine: parameter \"{}\" created twice", name);
+  auto p = std::make_unique<Param>();
+  p->name = name;
+  p->numel = 1;
+  for (int64_t d : shape) p->numel *= d;
+  p->shape = std::move(shape);
+  p->init = init;
+  p->value.resize(static_cast<size_t>(p->numel * members_));
+  p->grad.assign(p->value.size(), 0.0f);
+  for (int e = 0; e < members_; ++e) {
+    FillInit(std::span<float>(p->w(e), static_cast<size_t>(p->numel)), init, ParameterSeed(root_seed_, e, name));
+  }
+  params_.push_back(std::move(p));
+  return params_.back().get();
+}
+
+Param* ParamStore::Find(std::string_view name) const {
+  for (const auto& p : params_) {
+    if (p->name == name) return p.get();
+  }
+  return nullptr;
+}
+
+void NoiseStream::FactorizedNoise(float* out, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    const float z = static_cast<float>(StandardNormal(rng_));
+    const float sign = z > 0.0f ? 1.0f : (z < 0.0f ? -1.0f : 0.0f);
+    out[i] = sign * std::sqrt(std::fabs(z));
+  }
+}
+
+std::string NoiseStream::State() const {
+  std::ostringstream out;
+  out << rng_;
+  return out.str();
+}
+
+bool NoiseStream::SetState(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 rng;
+  in >> rng;
+  if (in.fail()) return false;
+  rng_ = rng;
+  return true;
+}
+
+float* Layer::Scratch(const Pass& pass, int slot, size_t count) {
+  if (scratch_.empty()) scratch_.resize(static_cast<size_t>(kContexts * members_ * kSlots));
+  std::vector<float>& buffer = scratch_[(static_cast<size_t>(pass.context) * members_ + pass.member) * kSlots + slot];
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
+// ---------------------------------------------------------------------------
+
+const float* Sequential::Forward(const Pass& pass, const float* in) {
+  if (inputs_.empty()) inputs_.resize(static_cast<size_t>(kContexts * members()));
+  std::vector<const float*>& inputs = inputs_[static_cast<size_t>(pass.context) * members() + pass.member];
+  inputs.resize(layers_.size());
+  const float* x = in;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    inputs[i] = x;
+    x = layers_[i]->Forward(pass, x);
+  }
+  return x;
+}
+
+float* Sequential::Backward(const Pass& pass, const float*, float* d_out, bool need_d_in) {
+  const std::vector<const float*>& inputs = inputs_[static_cast<size_t>(pass.context) * members() + pass.member];
+  float* d = d_out;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    d = layers_[i]->Backward(pass, inputs[i], d, i > 0 || need_d_in);
+  }
+  return d;
+}
+
+void Sequential::DrawNoise(NoiseStream& noise, int context, bool enabled) {
+  for (auto& layer : layers_) layer->DrawNoise(noise, context, enabled);
+}
+
+// ---------------------------------------------------------------------------
+
+namespace {
+
+InitSpec Xavier(int64_t in, int64_t out) {
+  return {.scheme = InitScheme::kXavierUniform, .fan_in = static_cast<double>(in), .fan_out = static_cast<double>(out)};
+}
+InitSpec Constant(double value) { return {.scheme = InitScheme::kConstant, .value = value}; }
+
+// d_out *= (y > 0), the ReLU backward.
+void MaskRelu(const float* y, float* d, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+}
+
+// out[o] = sum over rows of d[rows, cols] column o.
+void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
+  std::fill(out, out + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = d + r * cols;
+    for (int64_t o = 0; o < cols; ++o) out[o] += row[o];
+  }
+}
+
+// y[rows, out] = bias (broadcast) + x W.
+void DenseForward(const float* x, const float* w, const float* b, int64_t rows, int64_t in, int64_t out, float* y) {
+  if (b != nullptr) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * out, b, static_cast<size_t>(out) * sizeof(float));
+  }
+  Gemm(false, false, rows, out, in, 1.0f, x, in, w, out, b != nullptr ? 1.0f : 0.0f, y, out);
+}
+
+}  // namespace
+
+Linear::Linear(const Scope& scope, int64_t in, int64_t out, bool relu, int64_t rows_per_sample, bool bias)
+    : Linear(scope, in, out, relu, rows_per_sample, bias, Xavier(in, out)) {}
+
+Linear::Linear(const Scope& scope, int64_t in, int64_t out, bool relu, int64_t rows_per_sample, bool bias,
+               const InitSpec& weight_init)
+    : Layer(scope.members()), in_(in), out_(out), rows_per_sample_(rows_per_sample), relu_(relu) {
+  weight_ = scope.Make("weight", {in, out}, weight_init);
+  if (bias) bias_ = scope.Make("bias", {1, out}, Constant(0.0));
+}
+
+const float* Linear::Forward(const Pass& pass, const float* in) {
+  const int64_t rows = pass.batch * rows_per_sample_;
+  float* y = Scratch(pass, 0, static_cast<size_t>(rows * out_));
+  DenseForward(in, weight_->w(pass.member), bias_ ? bias_->w(pass.member) : nullptr, rows, in_, out_, y);
+  if (relu_) {
+    for (int64_t i = 0; i < rows * out_; ++i) y[i] = std::max(y[i], 0.0f);
+  }
+  return y;
+}
+
+float* Linear::Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) {
+  const int64_t rows = pass.batch * rows_per_sample_;
+  if (relu_) MaskRelu(Scratch(pass, 0, 0), d_out, rows * out_);
+  Gemm(true, false, in_, out_, rows, 1.0f, in, in_, d_out, out_, 0.0f, weight_->g(pass.member), out_);
+  if (bias_) ColumnSums(d_out, rows, out_, bias_->g(pass.member));
+  if (!need_d_in) return nullptr;
+  float* dx = Scratch(pass, 1, static_cast<size_t>(rows * in_));
+  Gemm(false, true, rows, in_, out_, 1.0f, d_out, out_, weight_->w(pass.member), out_, 0.0f, dx, in_);
+  return dx;
+}
+
+// ---------------------------------------------------------------------------
+
+NoisyLinear::NoisyLinear(const Scope& scope, int64_t in, int64_t out, double sigma_scale)
+    : Layer(scope.members()), in_(in), out_(out) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  const InitSpec mu{.scheme = InitScheme::kUniform, .value = bound};
+  const InitSpec sigma = Constant(sigma_scale * bound);
+  mu_weight_ = scope.Make("mu_weight", {in, out}, mu);
+  sigma_weight_ = scope.Make("sigma_weight", {in, out}, sigma);
+  mu_bias_ = scope.Make("mu_bias", {1, out}, mu);
+  sigma_bias_ = scope.Make("sigma_bias", {1, out}, sigma);
+  for (int c = 0; c < kContexts; ++c) {
+    eps_in_[c].resize(static_cast<size_t>(members() * in));
+    eps_out_[c].resize(static_cast<size_t>(members() * out));
+  }
+}
+
+void NoisyLinear::DrawNoise(NoiseStream& noise, int context, bool enabled) {
+  enabled_[context] = enabled;
+  if (!enabled) return;
+  noise.FactorizedNoise(eps_in_[context].data(), members() * in_);
+  noise.FactorizedNoise(eps_out_[context].data(), members() * out_);
+}
+
+const float* NoisyLinear::Forward(const Pass& pass, const float* in) {
+  const int e = pass.member;
+  float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * out_));
+  if (!enabled_[pass.context]) {
+    DenseForward(in, mu_weight_->w(e), mu_bias_->w(e), pass.batch, in_, out_, y);
+    return y;
+  }
+  // W = mu + sigma * (eps_in eps_out^T), b = mu_b + sigma_b * eps_out.
+  float* w = Scratch(pass, 1, static_cast<size_t>(in_ * out_));
+  float* b = Scratch(pass, 2, static_cast<size_t>(out_));
+  const float* ei = eps_in_[pass.context].data() + e * in_;
+  const float* eo = eps_out_[pass.context].data() + e * out_;
+  const float *mu = mu_weight_->w(e), *sigma = sigma_weight_->w(e);
+  for (int64_t i = 0; i < in_; ++i) {
+    for (int64_t o = 0; o < out_; ++o) w[i * out_ + o] = mu[i * out_ + o] + sigma[i * out_ + o] * (ei[i] * eo[o]);
+  }
+  for (int64_t o = 0; o < out_; ++o) b[o] = mu_bias_->w(e)[o] + sigma_bias_->w(e)[o] * eo[o];
+  DenseForward(in, w, b, pass.batch, in_, out_, y);
+  return y;
+}
+
+float* NoisyLinear::Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) {
+  const int e = pass.member;
+  const bool enabled = enabled_[pass.context];
+  float* dw = mu_weight_->g(e);
+  float* db = mu_bias_->g(e);
+  Gemm(true, false, in_, out_, pass.batch, 1.0f, in, in_, d_out, out_, 0.0f, dw, out_);
+  ColumnSums(d_out, pass.batch, out_, db);
+  float* dsw = sigma_weight_->g(e);
+  float* dsb = sigma_bias_->g(e);
+  if (enabled) {
+    const float* ei = eps_in_[pass.context].data() + e * in_;
+    const float* eo = eps_out_[pass.context].data() + e * out_;
+    for (int64_t i = 0; i < in_; ++i) {
+      for (int64_t o = 0; o < out_; ++o) dsw[i * out_ + o] = dw[i * out_ + o] * (ei[i] * eo[o]);
+    }
+    for (int64_t o = 0; o < out_; ++o) dsb[o] = db[o] * eo[o];
+  } else {
+    std::fill(dsw, dsw + in_ * out_, 0.0f);
+    std::fill(dsb, dsb + out_, 0.0f);
+  }
+  if (!need_d_in) return nullptr;
+  const float* w = enabled ? Scratch(pass, 1, 0) : mu_weight_->w(e);
+  float* dx = Scratch(pass, 3, static_cast<size_t>(pass.batch * in_));
+  Gemm(false, true, pass.batch, in_, out_, 1.0f, d_out, out_, w, out_, 0.0f, dx, in_);
+  return dx;
+}
+
+// ---------------------------------------------------------------------------
+
+GatherSum::GatherSum(int members, int64_t in_size, std::vector<std::vector<int32_t>> sources,
+                     std::vector<float> scales)
+    : Layer(members), in_size_(in_size), scales_(std::move(scales)) {
+  TOKENRL_CHECK(sources.size() == scales_.size(), "GatherSum: {} source lists, {} scales", sources.size(),
+                scales_.size());
+  offsets_.push_back(0);
+  for (const auto& list : sources) {
+    for (int32_t i : list) {
+      TOKENRL_CHECK(i >= 0 && i < in_size, "GatherSum: source {} outside [0, {})", i, in_size);
+      index_.push_back(i);
+    }
+    offsets_.push_back(static_cast<int32_t>(index_.size()));
+  }
+}
+
+const float* GatherSum::Forward(const Pass& pass, const float* in) {
+  const int64_t out_n = out_size();
+  float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * out_n));
+  for (int s = 0; s < pass.batch; ++s) {
+    const float* x = in + s * in_size_;
+    float* ys = y + s * out_n;
+    for (int64_t o = 0; o < out_n; ++o) {
+      float sum = 0.0f;
+      for (int32_t k = offsets_[o]; k < offsets_[o + 1]; ++k) sum += x[index_[k]];
+      ys[o] = sum * scales_[o];
+    }
+  }
+  return y;
+}
+
+float* GatherSum::Backward(const Pass& pass, const float*, float* d_out, bool need_d_in) {
+  if (!need_d_in) return nullptr;
+  const int64_t out_n = out_size();
+  float* dx = Scratch(pass, 1, static_cast<size_t>(pass.batch * in_size_));
+  std::fill(dx, dx + pass.batch * in_size_, 0.0f);
+  for (int s = 0; s < pass.batch; ++s) {
+    float* dxs = dx + s * in_size_;
+    const float* ds = d_out + s * out_n;
+    for (int64_t o = 0; o < out_n; ++o) {
+      const float g = ds[o] * scales_[o];
+      for (int32_t k = offsets_[o]; k < offsets_[o + 1]; ++k) dxs[index_[k]] += g;
+    }
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------
+
+const float* Relu::Forward(const Pass& pass, const float* in) {
+  float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * size_));
+  for (int64_t i = 0; i < pass.batch * size_; ++i) y[i] = std::max(in[i], 0.0f);
+  return y;
+}
+
+float* Relu::Backward(const Pass& pass, const float*, float* d_out, bool need_d_in) {
+  if (!need_d_in) return nullptr;
+  MaskRelu(Scratch(pass, 0, 0), d_out, pass.batch * size_);
+  return d_out;
+}
+
+}  // namespace tokenrl::nn::cpu
