@@ -1,0 +1,588 @@
+#include "tokenrl/nn/cpu/moe_layer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "tokenrl/core/status.h"
+#include "tokenrl/nn/cpu/blas.h"
+
+namespace tokenrl::nn::cpu {
+namespace {
+
+InitSpec LecunNormal(double fan_in) { return {.scheme = InitScheme::kLecunNormal, .fan_in = fan_in}; }
+InitSpec Xavier(double fan_in, double fan_out) {
+  return {.scheme = InitScheme::kXavierUniform, .fan_in = fan_in, .fan_out = fan_out};
+}
+InitSpec Constant(double value) { return {.scheme = InitScheme::kConstant, .value = value}; }
+
+// The eps of Dopamine's v / (||v|| + eps), as torch adds it to a float tensor.
+constexpr float kNormEps = 1e-6f;
+
+// Scratch slots (per context and member).
+enum Slot : int {
+  kOut = 0,       // y [B, T, D]
+  kDispatch,      // Dw [B, T, S]
+  kCombine,       // Cw [B, T, S] (SoftMoE: first the logits)
+  kSlotIn,        // slot inputs, expert-major [n, B p, D]
+  kHidden,        // expert hidden (post-ReLU), expert-major [n, B p, H]
+  kSlotOut,       // slot outputs, sample-major [B, S, D]
+  kRouter,        // SoftMoE normalize: X^ [B T, D] + ||x|| [B T]; sparse: probs [B T, n]
+  kPhi,           // SoftMoE: phi^ [D, S] + ||phi_s|| [S] (normalize)
+  kNoisyWeights,  // effective noisy first layer: W [n, D, H] + b [n, H]
+  kTemp,          // forward temp [B, S, D]
+  kGrad,          // backward temps
+  kDx,            // d_in [B, T, D]
+  kDHidden,       // d hidden [n, B p, H]
+  kSmall,         // per-column softmax statistics [2 S] etc.
+};
+
+// out[o] = sum over rows of d[rows, cols] column o.
+void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
+  std::fill(out, out + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = d + r * cols;
+    for (int64_t o = 0; o < cols; ++o) out[o] += row[o];
+  }
+}
+
+// Softmax of each row of x [rows, cols], in place.
+void RowSoftmax(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    float max = row[0];
+    for (int64_t c = 1; c < cols; ++c) max = std::max(max, row[c]);
+    float sum = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+      row[c] = std::exp(row[c] - max);
+      sum += row[c];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t c = 0; c < cols; ++c) row[c] *= inv;
+  }
+}
+
+// Softmax of each column of x [rows, cols] into y; stats: 2 cols floats.
+void ColumnSoftmax(const float* x, int64_t rows, int64_t cols, float* y, float* stats) {
+  float* max = stats;
+  float* sum = stats + cols;
+  std::copy(x, x + cols, max);
+  for (int64_t r = 1; r < rows; ++r) {
+    const float* row = x + r * cols;
+    for (int64_t c = 0; c < cols; ++c) max[c] = std::max(max[c], row[c]);
+  }
+  std::fill(sum, sum + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float* out = y + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      out[c] = std::exp(row[c] - max[c]);
+      sum[c] += out[c];
+    }
+  }
+  for (int64_t c = 0; c < cols; ++c) sum[c] = 1.0f / sum[c];
+  for (int64_t r = 0; r < rows; ++r) {
+    float* out = y + r * cols;
+    for (int64_t c = 0; c < cols; ++c) out[c] *= sum[c];
+  }
+}
+
+// [B, n, p, R] (sample-major) <-> [n, B, p, R] (expert-major).
+void SampleToExpert(const float* in, int64_t batch, int64_t experts, int64_t block, float* out) {
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t j = 0; j < experts; ++j) {
+      std::memcpy(out + (j * batch + b) * block, in + (b * experts + j) * block, static_cast<size_t>(block) * 4);
+    }
+  }
+}
+void ExpertToSample(const float* in, int64_t batch, int64_t experts, int64_t block, float* out) {
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t j = 0; j < experts; ++j) {
+      std::memcpy(out + (b * experts + j) * block, in + (j * batch + b) * block, static_cast<size_t>(block) * 4);
+    }
+  }
+}
+
+}  // namespace
+
+MoeLayer::MoeLayer(const NetworkConfig& config, const NetworkShapes& shapes, const Scope& scope)
+    : Layer(scope.members()),
+      type_(config.mixer.type),
+      normalize_(config.mixer.normalize),
+      noisy_(config.head.noisy),
+      balance_weight_(config.mixer.load_balancing_loss_weight),
+      tokens_(shapes.num_tokens),
+      dim_(shapes.token_dim),
+      experts_(config.mixer.num_experts),
+      slots_(shapes.slots_per_expert),
+      hidden_(config.mixer.expert_hidden_units) {
+  TOKENRL_CHECK(type_ == MixerType::kSoftMoe || type_ == MixerType::kTokenChoice || type_ == MixerType::kExpertChoice,
+                "MoeLayer: not a MoE mixer type");
+  TOKENRL_CHECK(slots_ > 0 && tokens_ > 0 && dim_ > 0, "MoeLayer: bad shapes (tokens {}, dim {}, slots {})", tokens_,
+                dim_, slots_);
+  const int64_t n = experts_, d = dim_, h = hidden_;
+  if (type_ == MixerType::kSoftMoe) {
+    // lecun_normal on (D, n, p): JAX's fan_in is n D (as moe.cc).
+    phi_ = scope.Make("phi", {d, n, slots_}, LecunNormal(static_cast<double>(n * d)));
+    if (normalize_) scale_ = scope.Make("scale", {1}, Constant(1.0));
+  } else {
+    router_ = scope.Make("router.weight", {d, n}, LecunNormal(static_cast<double>(d)));
+  }
+  const Scope hidden_scope = scope.Child("experts").Child("hidden");
+  if (!noisy_) {
+    w1_ = hidden_scope.Make("weight", {n, d, h}, Xavier(static_cast<double>(d), static_cast<double>(h)));
+    b1_ = hidden_scope.Make("bias", {n, 1, h}, Constant(0.0));
+  } else {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(d));
+    const InitSpec mu{.scheme = InitScheme::kUniform, .value = bound};
+    const InitSpec sigma = Constant(config.head.noisy_sigma_scale * bound);
+    mu_w1_ = hidden_scope.Make("mu_weight", {n, d, h}, mu);
+    sigma_w1_ = hidden_scope.Make("sigma_weight", {n, d, h}, sigma);
+    mu_b1_ = hidden_scope.Make("mu_bias", {n, 1, h}, mu);
+    sigma_b1_ = hidden_scope.Make("sigma_bias", {n, 1, h}, sigma);
+    for (int c = 0; c < kContexts; ++c) {
+      eps_in_[c].assign(static_cast<size_t>(members() * n * d), 0.0f);
+      eps_out_[c].assign(static_cast<size_t>(members() * n * h), 0.0f);
+    }
+  }
+  const Scope output_scope = scope.Child("experts").Child("output");
+  w2_ = output_scope.Make("weight", {n, h, d}, Xavier(static_cast<double>(h), static_cast<double>(d)));
+  b2_ = output_scope.Make("bias", {n, 1, d}, Constant(0.0));
+  states_.resize(static_cast<size_t>(kContexts * members()));
+  for (State& s : states_) s.index.resize(static_cast<size_t>(std::max(tokens_, experts_)));
+}
+
+void MoeLayer::DrawNoise(NoiseStream& noise, int context, bool enabled) {
+  if (!noisy_) return;
+  noise_enabled_[context] = enabled;
+  if (!enabled) return;
+  // torch: Normal({E, n, D, 1}) then Normal({E, n, 1, H}).
+  noise.FactorizedNoise(eps_in_[context].data(), members() * experts_ * dim_);
+  noise.FactorizedNoise(eps_out_[context].data(), members() * experts_ * hidden_);
+}
+
+float MoeLayer::aux_loss(const Pass& pass) const { return state(pass).aux; }
+const float* MoeLayer::dispatch(const Pass& pass) const { return state(pass).dispatch; }
+const float* MoeLayer::combine(const Pass& pass) const { return state(pass).combine; }
+
+const float* MoeLayer::expert_hidden(const Pass& pass) const {
+  State& s = states_[static_cast<size_t>(pass.context) * members() + pass.member];
+  if (s.hidden == nullptr) return nullptr;
+  if (experts_ == 1) return s.hidden;  // Both layouts coincide.
+  if (!s.hidden_view_valid) {
+    const size_t count = static_cast<size_t>(s.batch * experts_ * slots_ * hidden_);
+    if (s.hidden_view.size() < count) s.hidden_view.resize(count);
+    ExpertToSample(s.hidden, s.batch, experts_, slots_ * hidden_, s.hidden_view.data());
+    s.hidden_view_valid = true;
+  }
+  return s.hidden_view.data();
+}
+
+// ---------------------------------------------------------------------------
+// Routers.
+
+void MoeLayer::SoftRoute(const Pass& pass, const float* x, float* dw, float* cw) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, slots = experts_ * slots_, rows = batch * t;
+  const float* xn = x;
+  const float* phin = phi_->w(pass.member);
+  if (normalize_) {
+    float* xs = Scratch(pass, kRouter, static_cast<size_t>(rows * (d + 1)));
+    float* norms = xs + rows * d;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* v = x + r * d;
+      float sq = 0.0f;
+      for (int64_t k = 0; k < d; ++k) sq += v[k] * v[k];
+      norms[r] = std::sqrt(sq);
+      const float denom = norms[r] + kNormEps;
+      for (int64_t k = 0; k < d; ++k) xs[r * d + k] = v[k] / denom;
+    }
+    float* ps = Scratch(pass, kPhi, static_cast<size_t>(d * slots + slots));
+    float* pnorms = ps + d * slots;
+    const float* phi = phi_->w(pass.member);
+    const float scale = scale_->w(pass.member)[0];
+    std::fill(pnorms, pnorms + slots, 0.0f);
+    for (int64_t k = 0; k < d; ++k) {
+      for (int64_t s = 0; s < slots; ++s) pnorms[s] += phi[k * slots + s] * phi[k * slots + s];
+    }
+    for (int64_t s = 0; s < slots; ++s) pnorms[s] = std::sqrt(pnorms[s]);
+    for (int64_t k = 0; k < d; ++k) {
+      for (int64_t s = 0; s < slots; ++s) ps[k * slots + s] = scale * phi[k * slots + s] / (pnorms[s] + kNormEps);
+    }
+    xn = xs;
+    phin = ps;
+  }
+  // Logits [B T, S] into cw, then dispatch = softmax over tokens (per sample),
+  // combine = softmax over slots (in place).
+  Gemm(false, false, rows, slots, d, 1.0f, xn, d, phin, slots, 0.0f, cw, slots);
+  float* stats = Scratch(pass, kSmall, static_cast<size_t>(2 * slots));
+  for (int64_t b = 0; b < batch; ++b) ColumnSoftmax(cw + b * t * slots, t, slots, dw + b * t * slots, stats);
+  RowSoftmax(cw, rows, slots);
+}
+
+void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* cw) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, p = slots_, slots = n * p, rows = batch * t;
+  State& st = state(pass);
+  float* probs = Scratch(pass, kRouter, static_cast<size_t>(rows * n));
+  Gemm(false, false, rows, n, d, 1.0f, x, d, router_->w(pass.member), n, 0.0f, probs, n);
+  RowSoftmax(probs, rows, n);
+  std::fill(dw, dw + rows * slots, 0.0f);
+  std::fill(cw, cw + rows * slots, 0.0f);
+  int32_t* index = st.index.data();
+  if (type_ == MixerType::kTokenChoice) {
+    for (int64_t b = 0; b < batch; ++b) {
+      std::fill(index, index + n, 0);  // Tokens that chose each expert so far.
+      for (int64_t i = 0; i < t; ++i) {
+        const int64_t r = b * t + i;
+        const float* pr = probs + r * n;
+        int64_t choice = 0;
+        for (int64_t j = 1; j < n; ++j) {
+          if (pr[j] > pr[choice]) choice = j;
+        }
+        const int64_t position = index[choice]++;
+        if (position < p) {
+          dw[r * slots + choice * p + position] = 1.0f;
+          cw[r * slots + choice * p + position] = pr[choice];
+        }
+      }
+    }
+    st.aux = 0.0f;
+    if (balance_weight_ > 0.0) {
+      // Importance loss: per sample CV^2 of the probabilities summed over
+      // tokens (population variance / mean^2), averaged over the batch.
+      float* importance = Scratch(pass, kSmall, static_cast<size_t>(n));
+      float total = 0.0f;
+      for (int64_t b = 0; b < batch; ++b) {
+        ColumnSums(probs + b * t * n, t, n, importance);
+        float mean = 0.0f;
+        for (int64_t j = 0; j < n; ++j) mean += importance[j];
+        mean /= static_cast<float>(n);
+        float var = 0.0f;
+        for (int64_t j = 0; j < n; ++j) var += (importance[j] - mean) * (importance[j] - mean);
+        var /= static_cast<float>(n);
+        total += var / (mean * mean);
+      }
+      st.aux = static_cast<float>(balance_weight_) * (total / static_cast<float>(batch));
+    }
+    return;
+  }
+  // Expert choice: expert j takes its p most probable tokens (stable
+  // descending order: ties to the lower token index).
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* pb = probs + b * t * n;
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t i = 0; i < t; ++i) index[i] = static_cast<int32_t>(i);
+      std::partial_sort(index, index + p, index + t, [pb, n, j](int32_t u, int32_t v) {
+        const float a = pb[u * n + j], c = pb[v * n + j];
+        return a > c || (a == c && u < v);
+      });
+      for (int64_t k = 0; k < p; ++k) {
+        const int64_t r = b * t + index[k];
+        dw[r * slots + j * p + k] = 1.0f;
+        cw[r * slots + j * p + k] = pb[index[k] * n + j];
+      }
+    }
+  }
+  st.aux = 0.0f;
+}
+
+void MoeLayer::SoftRouteBackward(const Pass& pass, const float* x, float* d_dw, float* d_cw, float* dx) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, slots = experts_ * slots_, rows = batch * t;
+  const State& st = state(pass);
+  const float* dw = st.dispatch;
+  const float* cw = st.combine;
+  // d logits = Cw (dCw - <dCw, Cw>_row) + Dw (dDw - <dDw, Dw>_column), into d_cw.
+  for (int64_t r = 0; r < rows; ++r) {
+    float* g = d_cw + r * slots;
+    const float* c = cw + r * slots;
+    float dot = 0.0f;
+    for (int64_t s = 0; s < slots; ++s) dot += g[s] * c[s];
+    for (int64_t s = 0; s < slots; ++s) g[s] = c[s] * (g[s] - dot);
+  }
+  float* dots = Scratch(pass, kSmall, static_cast<size_t>(2 * slots));
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* wb = dw + b * t * slots;
+    float* gb = d_dw + b * t * slots;
+    float* lb = d_cw + b * t * slots;
+    std::fill(dots, dots + slots, 0.0f);
+    for (int64_t i = 0; i < t; ++i) {
+      for (int64_t s = 0; s < slots; ++s) dots[s] += gb[i * slots + s] * wb[i * slots + s];
+    }
+    for (int64_t i = 0; i < t; ++i) {
+      for (int64_t s = 0; s < slots; ++s) lb[i * slots + s] += wb[i * slots + s] * (gb[i * slots + s] - dots[s]);
+    }
+  }
+  const float* dl = d_cw;
+  const int e = pass.member;
+  if (!normalize_) {
+    // logits = X phi: d phi = X^T dL, dX += dL phi^T.
+    Gemm(true, false, d, slots, rows, 1.0f, x, d, dl, slots, 0.0f, phi_->g(e), slots);
+    if (dx != nullptr) Gemm(false, true, rows, d, slots, 1.0f, dl, slots, phi_->w(e), slots, 1.0f, dx, d);
+    return;
+  }
+  const float* xs = Scratch(pass, kRouter, 0);
+  const float* norms = xs + rows * d;
+  const float* ps = Scratch(pass, kPhi, 0);
+  const float* pnorms = ps + d * slots;
+  // d phi^ [D, S] into the phi gradient's place first (then transformed).
+  float* dphin = Scratch(pass, kSmall, static_cast<size_t>(d * slots + slots));
+  Gemm(true, false, d, slots, rows, 1.0f, xs, d, dl, slots, 0.0f, dphin, slots);
+  // phi^ = scale phi / (||phi_s|| + eps).
+  const float* phi = phi_->w(e);
+  const float scale = scale_->w(e)[0];
+  float* gphi = phi_->g(e);
+  float* colsum = dphin + d * slots;
+  std::fill(colsum, colsum + slots, 0.0f);
+  float dscale = 0.0f;
+  for (int64_t k = 0; k < d; ++k) {
+    for (int64_t s = 0; s < slots; ++s) {
+      const float gp = dphin[k * slots + s] * phi[k * slots + s];
+      colsum[s] += gp;
+      dscale += gp / (pnorms[s] + kNormEps);
+    }
+  }
+  for (int64_t k = 0; k < d; ++k) {
+    for (int64_t s = 0; s < slots; ++s) {
+      const float denom = pnorms[s] + kNormEps;
+      float g = scale * dphin[k * slots + s] / denom;
+      if (pnorms[s] > 0.0f) g -= scale * colsum[s] / (denom * denom) * phi[k * slots + s] / pnorms[s];
+      gphi[k * slots + s] = g;
+    }
+  }
+  scale_->g(e)[0] = dscale;
+  if (dx == nullptr) return;
+  // d X^ = dL phi^T, then x^ = x / (||x|| + eps).
+  float* dxn = d_dw;  // No longer needed: reuse as [B T, D].
+  Gemm(false, true, rows, d, slots, 1.0f, dl, slots, ps, slots, 0.0f, dxn, d);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * d;
+    const float* g = dxn + r * d;
+    float* out = dx + r * d;
+    const float denom = norms[r] + kNormEps;
+    float dot = 0.0f;
+    for (int64_t k = 0; k < d; ++k) dot += g[k] * v[k];
+    const float radial = norms[r] > 0.0f ? dot / (denom * denom) / norms[r] : 0.0f;
+    for (int64_t k = 0; k < d; ++k) out[k] += g[k] / denom - radial * v[k];
+  }
+}
+
+void MoeLayer::SparseRouteBackward(const Pass& pass, const float* x, const float* d_cw, float* dprobs, float* dx) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, p = slots_, slots = n * p, rows = batch * t;
+  const State& st = state(pass);
+  const float* dw = st.dispatch;
+  const float* probs = Scratch(pass, kRouter, 0);
+  // Cw = Dw * prob (token choice: the gate is the chosen expert's
+  // probability, Dw is 0 elsewhere): d prob[i, j] = sum_k dCw Dw.
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = d_cw + r * slots;
+    const float* w = dw + r * slots;
+    for (int64_t j = 0; j < n; ++j) {
+      float sum = 0.0f;
+      for (int64_t k = 0; k < p; ++k) sum += g[j * p + k] * w[j * p + k];
+      dprobs[r * n + j] = sum;
+    }
+  }
+  if (type_ == MixerType::kTokenChoice && balance_weight_ > 0.0) {
+    // aux = w / B sum_b V_b / m_b^2 with I = sum_i probs, m = mean(I),
+    // V = mean((I - m)^2): dI_j = c (2 (I_j - m) / (n m^2)) + (1 / n) dm,
+    // dm = c (-2 sum_j (I_j - m) / (n m^2) - 2 V / m^3), c = w / B.
+    float* importance = Scratch(pass, kSmall, static_cast<size_t>(2 * n));
+    float* di = importance + n;
+    const float c = static_cast<float>(balance_weight_) / static_cast<float>(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      ColumnSums(probs + b * t * n, t, n, importance);
+      float mean = 0.0f;
+      for (int64_t j = 0; j < n; ++j) mean += importance[j];
+      mean /= static_cast<float>(n);
+      float var = 0.0f, dev = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        var += (importance[j] - mean) * (importance[j] - mean);
+        dev += importance[j] - mean;
+      }
+      var /= static_cast<float>(n);
+      const float m2 = mean * mean;
+      const float dmean = c * (-2.0f * dev / (static_cast<float>(n) * m2) - 2.0f * var / (m2 * mean));
+      for (int64_t j = 0; j < n; ++j) {
+        di[j] = c * 2.0f * (importance[j] - mean) / (static_cast<float>(n) * m2) + dmean / static_cast<float>(n);
+      }
+      for (int64_t i = 0; i < t; ++i) {
+        float* g = dprobs + (b * t + i) * n;
+        for (int64_t j = 0; j < n; ++j) g[j] += di[j];
+      }
+    }
+  }
+  // Softmax over experts: d logits = probs (dprobs - <dprobs, probs>), in place.
+  for (int64_t r = 0; r < rows; ++r) {
+    float* g = dprobs + r * n;
+    const float* pr = probs + r * n;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < n; ++j) dot += g[j] * pr[j];
+    for (int64_t j = 0; j < n; ++j) g[j] = pr[j] * (g[j] - dot);
+  }
+  const int e = pass.member;
+  Gemm(true, false, d, n, rows, 1.0f, x, d, dprobs, n, 0.0f, router_->g(e), n);
+  if (dx != nullptr) Gemm(false, true, rows, d, n, 1.0f, dprobs, n, router_->w(e), n, 1.0f, dx, d);
+}
+
+// ---------------------------------------------------------------------------
+
+const float* MoeLayer::Forward(const Pass& pass, const float* x) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, p = slots_, h = hidden_;
+  const int64_t slots = n * p, rows = batch * p;  // rows: per expert
+  const int e = pass.member;
+  State& st = state(pass);
+  float* dw = Scratch(pass, kDispatch, static_cast<size_t>(batch * t * slots));
+  float* cw = Scratch(pass, kCombine, static_cast<size_t>(batch * t * slots));
+  if (type_ == MixerType::kSoftMoe) {
+    SoftRoute(pass, x, dw, cw);
+    st.aux = 0.0f;
+  } else {
+    SparseRoute(pass, x, dw, cw);
+  }
+  // Slot inputs: per sample Dw^T X [S, D], then expert-major [n, B p, D].
+  float* temp = Scratch(pass, kTemp, static_cast<size_t>(batch * slots * d));
+  for (int64_t b = 0; b < batch; ++b) {
+    Gemm(true, false, slots, d, t, 1.0f, dw + b * t * slots, slots, x + b * t * d, d, 0.0f, temp + b * slots * d, d);
+  }
+  float* slot_in = Scratch(pass, kSlotIn, static_cast<size_t>(n * rows * d));
+  SampleToExpert(temp, batch, n, p * d, slot_in);
+  // First layer weights (noisy: mu + sigma eps_in eps_out^T).
+  const float* w1;
+  const float* b1;
+  if (!noisy_) {
+    w1 = w1_->w(e);
+    b1 = b1_->w(e);
+  } else if (!noise_enabled_[pass.context]) {
+    w1 = mu_w1_->w(e);
+    b1 = mu_b1_->w(e);
+  } else {
+    float* w = Scratch(pass, kNoisyWeights, static_cast<size_t>(n * d * h + n * h));
+    float* bias = w + n * d * h;
+    const float* ei = eps_in_[pass.context].data() + e * n * d;
+    const float* eo = eps_out_[pass.context].data() + e * n * h;
+    const float *mu = mu_w1_->w(e), *sigma = sigma_w1_->w(e);
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t k = 0; k < d; ++k) {
+        const int64_t base = (j * d + k) * h;
+        const float a = ei[j * d + k];
+        for (int64_t o = 0; o < h; ++o) w[base + o] = mu[base + o] + sigma[base + o] * (a * eo[j * h + o]);
+      }
+    }
+    const float *mub = mu_b1_->w(e), *sigmab = sigma_b1_->w(e);
+    for (int64_t o = 0; o < n * h; ++o) bias[o] = mub[o] + sigmab[o] * eo[o];
+    w1 = w;
+    b1 = bias;
+  }
+  // Experts: hidden = relu(slots W1 + b1), out = hidden W2 + b2.
+  float* hidden = Scratch(pass, kHidden, static_cast<size_t>(n * rows * h));
+  float* slot_out_e = temp;  // [n, B p, D]
+  const float* w2 = w2_->w(e);
+  const float* b2 = b2_->w(e);
+  for (int64_t j = 0; j < n; ++j) {
+    float* hj = hidden + j * rows * h;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(hj + r * h, b1 + j * h, static_cast<size_t>(h) * 4);
+    Gemm(false, false, rows, h, d, 1.0f, slot_in + j * rows * d, d, w1 + j * d * h, h, 1.0f, hj, h);
+    for (int64_t k = 0; k < rows * h; ++k) hj[k] = std::max(hj[k], 0.0f);
+    float* oj = slot_out_e + j * rows * d;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(oj + r * d, b2 + j * d, static_cast<size_t>(d) * 4);
+    Gemm(false, false, rows, d, h, 1.0f, hj, h, w2 + j * h * d, d, 1.0f, oj, d);
+  }
+  float* slot_out = Scratch(pass, kSlotOut, static_cast<size_t>(batch * slots * d));
+  ExpertToSample(slot_out_e, batch, n, p * d, slot_out);
+  // Token outputs: per sample Cw [T, S] times the slot outputs [S, D].
+  float* y = Scratch(pass, kOut, static_cast<size_t>(batch * t * d));
+  for (int64_t b = 0; b < batch; ++b) {
+    Gemm(false, false, t, d, slots, 1.0f, cw + b * t * slots, slots, slot_out + b * slots * d, d, 0.0f, y + b * t * d,
+         d);
+  }
+  st.batch = pass.batch;
+  st.dispatch = dw;
+  st.combine = cw;
+  st.hidden = hidden;
+  st.hidden_view_valid = false;
+  return y;
+}
+
+float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need_d_in) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, p = slots_, h = hidden_;
+  const int64_t slots = n * p, rows = batch * p;
+  const int e = pass.member;
+  const State& st = state(pass);
+  const float* dw = st.dispatch;
+  const float* cw = st.combine;
+  const float* hidden = st.hidden;
+  const float* slot_in = Scratch(pass, kSlotIn, 0);
+  const float* slot_out = Scratch(pass, kSlotOut, 0);
+  const bool soft = type_ == MixerType::kSoftMoe;
+  // Temps: dCw [B T, S] (+ [B T, n] for the sparse routers' d probs),
+  // dDw [B T, S] (SoftMoE), d slots sample-major [B, S, D] and expert-major.
+  const int64_t weights = batch * t * slots;
+  const int64_t slot_count = batch * slots * d;
+  float* grad = Scratch(pass, kGrad,
+                        static_cast<size_t>(weights + std::max(weights, batch * t * std::max(n, d)) + 2 * slot_count));
+  float* d_cw = grad;
+  float* d_dw = grad + weights;  // SoftMoE dDw, or the sparse routers' d probs.
+  float* d_slots = d_dw + std::max(weights, batch * t * std::max(n, d));
+  float* d_slots_e = d_slots + slot_count;
+  // Combine: y_b = Cw_b slot_out_b.
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* gy = dy + b * t * d;
+    Gemm(false, true, t, slots, d, 1.0f, gy, d, slot_out + b * slots * d, d, 0.0f, d_cw + b * t * slots, slots);
+    Gemm(true, false, slots, d, t, 1.0f, cw + b * t * slots, slots, gy, d, 0.0f, d_slots + b * slots * d, d);
+  }
+  SampleToExpert(d_slots, batch, n, p * d, d_slots_e);
+  // Experts, one at a time; d slot inputs overwrite d slot outputs in place.
+  const bool noise_on = noisy_ && noise_enabled_[pass.context];
+  const float* w1 = !noisy_ ? w1_->w(e) : noise_on ? Scratch(pass, kNoisyWeights, 0) : mu_w1_->w(e);
+  float* gw1 = noisy_ ? mu_w1_->g(e) : w1_->g(e);
+  float* gb1 = noisy_ ? mu_b1_->g(e) : b1_->g(e);
+  const float* w2 = w2_->w(e);
+  float* gw2 = w2_->g(e);
+  float* gb2 = b2_->g(e);
+  float* d_hidden = Scratch(pass, kDHidden, static_cast<size_t>(rows * h));
+  for (int64_t j = 0; j < n; ++j) {
+    const float* hj = hidden + j * rows * h;
+    float* gj = d_slots_e + j * rows * d;
+    Gemm(true, false, h, d, rows, 1.0f, hj, h, gj, d, 0.0f, gw2 + j * h * d, d);
+    ColumnSums(gj, rows, d, gb2 + j * d);
+    Gemm(false, true, rows, h, d, 1.0f, gj, d, w2 + j * h * d, d, 0.0f, d_hidden, h);
+    for (int64_t k = 0; k < rows * h; ++k) d_hidden[k] = hj[k] > 0.0f ? d_hidden[k] : 0.0f;
+    Gemm(true, false, d, h, rows, 1.0f, slot_in + j * rows * d, d, d_hidden, h, 0.0f, gw1 + j * d * h, h);
+    ColumnSums(d_hidden, rows, h, gb1 + j * h);
+    Gemm(false, true, rows, d, h, 1.0f, d_hidden, h, w1 + j * d * h, h, 0.0f, gj, d);
+  }
+  if (noisy_) {
+    float* gsw = sigma_w1_->g(e);
+    float* gsb = sigma_b1_->g(e);
+    if (noise_on) {
+      const float* ei = eps_in_[pass.context].data() + e * n * d;
+      const float* eo = eps_out_[pass.context].data() + e * n * h;
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t k = 0; k < d; ++k) {
+          const int64_t base = (j * d + k) * h;
+          const float a = ei[j * d + k];
+          for (int64_t o = 0; o < h; ++o) gsw[base + o] = gw1[base + o] * (a * eo[j * h + o]);
+        }
+      }
+      for (int64_t o = 0; o < n * h; ++o) gsb[o] = gb1[o] * eo[o];
+    } else {
+      std::fill(gsw, gsw + n * d * h, 0.0f);
+      std::fill(gsb, gsb + n * h, 0.0f);
+    }
+  }
+  ExpertToSample(d_slots_e, batch, n, p * d, d_slots);
+  // Dispatch: slot_in_b = Dw_b^T x_b: dx_b = Dw_b d_slots_b, dDw_b = x_b d_slots_b^T.
+  float* dx = need_d_in ? Scratch(pass, kDx, static_cast<size_t>(batch * t * d)) : nullptr;
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* gs = d_slots + b * slots * d;
+    if (dx != nullptr) Gemm(false, false, t, d, slots, 1.0f, dw + b * t * slots, slots, gs, d, 0.0f, dx + b * t * d, d);
+    if (soft) Gemm(false, true, t, slots, d, 1.0f, x + b * t * d, d, gs, d, 0.0f, d_dw + b * t * slots, slots);
+  }
+  if (soft) {
+    SoftRouteBackward(pass, x, d_dw, d_cw, dx);
+  } else {
+    SparseRouteBackward(pass, x, d_cw, d_dw, dx);
+  }
+  return dx;
+}
+
+}  // namespace tokenrl::nn::cpu
