@@ -1,6 +1,7 @@
 #include "tokenrl/nn/cpu/moe_layer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -46,18 +47,69 @@ void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
   }
 }
 
+// exp(x) for x <= 0 within about 2 ulp (Cephes' expf: range reduction by ln 2
+// and a degree-6 polynomial), branch-free so that loops of it vectorize;
+// x < -87.3 gives exp(-87.3) ~ 1e-38 instead of a denormal or 0.
+inline float ExpNonPositive(float x) {
+  // Clamp to -87.3 on the bit pattern (for x <= 0, unsigned order is the
+  // order of magnitudes); a float compare here would stop GCC vectorizing.
+  x = std::bit_cast<float>(std::min(std::bit_cast<uint32_t>(x), std::bit_cast<uint32_t>(-87.3f)));
+  const float t = x * 1.44269504088896341f;
+  // round(t) (|t| < 2^22) with the 1.5 * 2^23 trick.
+  const float n = (t + 12582912.0f) - 12582912.0f;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * (r * r) + r + 1.0f;
+  return y * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+}
+
+// Reductions with 8 partial results, so that they vectorize (and round no
+// worse than a sequential loop).
+float Sum(const float* a, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] += a[i + k];
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += a[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+float Dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+float Max(const float* a, int64_t n) {
+  float acc[8];
+  for (int k = 0; k < 8; ++k) acc[k] = a[0];
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] = std::max(acc[k], a[i + k]);
+  }
+  float m = a[0];
+  for (; i < n; ++i) m = std::max(m, a[i]);
+  for (int k = 0; k < 8; ++k) m = std::max(m, acc[k]);
+  return m;
+}
+
 // Softmax of each row of x [rows, cols], in place.
 void RowSoftmax(float* x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x + r * cols;
-    float max = row[0];
-    for (int64_t c = 1; c < cols; ++c) max = std::max(max, row[c]);
-    float sum = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) {
-      row[c] = std::exp(row[c] - max);
-      sum += row[c];
-    }
-    const float inv = 1.0f / sum;
+    const float max = Max(row, cols);
+    for (int64_t c = 0; c < cols; ++c) row[c] = ExpNonPositive(row[c] - max);
+    const float inv = 1.0f / Sum(row, cols);
     for (int64_t c = 0; c < cols; ++c) row[c] *= inv;
   }
 }
@@ -76,7 +128,7 @@ void ColumnSoftmax(const float* x, int64_t rows, int64_t cols, float* y, float* 
     const float* row = x + r * cols;
     float* out = y + r * cols;
     for (int64_t c = 0; c < cols; ++c) {
-      out[c] = std::exp(row[c] - max[c]);
+      out[c] = ExpNonPositive(row[c] - max[c]);
       sum[c] += out[c];
     }
   }
@@ -294,8 +346,7 @@ void MoeLayer::SoftRouteBackward(const Pass& pass, const float* x, float* d_dw, 
   for (int64_t r = 0; r < rows; ++r) {
     float* g = d_cw + r * slots;
     const float* c = cw + r * slots;
-    float dot = 0.0f;
-    for (int64_t s = 0; s < slots; ++s) dot += g[s] * c[s];
+    const float dot = Dot(g, c, slots);
     for (int64_t s = 0; s < slots; ++s) g[s] = c[s] * (g[s] - dot);
   }
   float* dots = Scratch(pass, kSmall, static_cast<size_t>(2 * slots));
@@ -479,9 +530,12 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   const float* b2 = b2_->w(e);
   for (int64_t j = 0; j < n; ++j) {
     float* hj = hidden + j * rows * h;
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(hj + r * h, b1 + j * h, static_cast<size_t>(h) * 4);
-    Gemm(false, false, rows, h, d, 1.0f, slot_in + j * rows * d, d, w1 + j * d * h, h, 1.0f, hj, h);
-    for (int64_t k = 0; k < rows * h; ++k) hj[k] = std::max(hj[k], 0.0f);
+    Gemm(false, false, rows, h, d, 1.0f, slot_in + j * rows * d, d, w1 + j * d * h, h, 0.0f, hj, h);
+    const float* bj = b1 + j * h;
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = hj + r * h;
+      for (int64_t o = 0; o < h; ++o) row[o] = std::max(row[o] + bj[o], 0.0f);
+    }
     float* oj = slot_out_e + j * rows * d;
     for (int64_t r = 0; r < rows; ++r) std::memcpy(oj + r * d, b2 + j * d, static_cast<size_t>(d) * 4);
     Gemm(false, false, rows, d, h, 1.0f, hj, h, w2 + j * h * d, d, 1.0f, oj, d);
