@@ -32,7 +32,7 @@ const std::vector<std::string> kVariants{"flatten", "tokenized-sum", "softmoe-4"
                                          "expertchoice-1"};
 
 struct BenchNetOptions {
-  std::string backend = "torch";
+  std::vector<std::string> backends{"auto"};
   std::string device = "cpu";
   std::vector<std::string> variants = kVariants;
   std::vector<int> members{1, 8};
@@ -91,10 +91,15 @@ double CallsPerSecond(double seconds, F&& step) {
   return static_cast<double>(calls) / elapsed;
 }
 
-Status BenchOne(const BenchNetOptions& options, const std::string& variant, int members) {
+struct Rates {
+  double updates = 0.0, actions = 0.0;
+};
+
+StatusOr<Rates> BenchOne(const BenchNetOptions& options, const std::string& backend, const std::string& variant,
+                         int members) {
   const nn::NetworkIo io{.channels = 4, .height = 10, .width = 10, .num_actions = 6, .input_scale = 1.0f};
   nn::LearnerConfig config;
-  config.backend = options.backend;
+  config.backend = backend;
   config.device = options.device;
   config.num_threads = 1;
   config.td_loss = nn::TdLoss::kMse;
@@ -125,8 +130,10 @@ Status BenchOne(const BenchNetOptions& options, const std::string& variant, int 
   const std::span<const uint8_t> one_obs(obs.data(), static_cast<size_t>(members) * obs_size);
   const double acts = CallsPerSecond(options.seconds, [&] { learner->GreedyActions(one_obs, 1, false, greedy); });
 
-  std::cout << fmt::format("bench net {} E={} {:.1f} {:.0f}", variant, members, updates, acts * members) << std::endl;
-  return Status::Ok();
+  std::cout << fmt::format("bench net {} E={} {:.1f} {:.0f} backend={}", variant, members, updates, acts * members,
+                           nn::ResolvedBackend(config))
+            << std::endl;
+  return Rates{updates, acts * members};
 }
 
 Status BenchNet(const BenchNetOptions& options) {
@@ -134,7 +141,20 @@ Status BenchNet(const BenchNetOptions& options) {
   nn::RegisterTorchLearnerBackend();
 #endif
   for (const std::string& variant : options.variants) {
-    for (int members : options.members) TOKENRL_RETURN_IF_ERROR(BenchOne(options, variant, members));
+    for (int members : options.members) {
+      std::vector<Rates> rates;
+      for (const std::string& backend : options.backends) {
+        TOKENRL_ASSIGN_OR_RETURN(Rates r, BenchOne(options, backend, variant, members));
+        rates.push_back(r);
+      }
+      // Ratios of every backend to the last one, from this same run.
+      for (size_t i = 0; i + 1 < rates.size(); ++i) {
+        std::cout << fmt::format("bench net ratio {}/{} {} E={} updates {:.2f}x actions {:.2f}x",
+                                 options.backends[i], options.backends.back(), variant, members,
+                                 rates[i].updates / rates.back().updates, rates[i].actions / rates.back().actions)
+                  << std::endl;
+      }
+    }
   }
   return Status::Ok();
 }
@@ -149,13 +169,17 @@ void AddBenchNetCommand(CLI::App& bench, int& exit_code) {
       "MinAtar, penultimate Dense 512 and expert H 512 (--hidden-units; MinAtar's own DQN uses 128).\n"
       "Variants: flatten, tokenized-sum (per-token Dense(512)+ReLU, summed), softmoe-4 (4 experts),\n"
       "softmoe-1-scaled-x4 (1 expert, H 2048), expertchoice-1 (1 expert choosing all 100 tokens).\n"
-      "One intra-op thread. Prints one line per variant and member count E:\n"
-      "  bench net VARIANT E=<E> UPDATES_PER_S_PER_MEMBER ACTIONS_PER_S\n"
+      "One intra-op thread. Prints one line per variant, member count E and backend:\n"
+      "  bench net VARIANT E=<E> UPDATES_PER_S_PER_MEMBER ACTIONS_PER_S backend=<name>\n"
+      "and, with several --backend values, the ratios of each to the last, measured in the same run:\n"
+      "  bench net ratio A/B VARIANT E=<E> updates <x> actions <x>\n"
       "UPDATES_PER_S_PER_MEMBER: updates per second of each member (batch 32 per member; online forward,\n"
       "target forward, loss, backward, Adam). ACTIONS_PER_S: greedy actions per second at batch 1 per\n"
       "member, all members counted.");
   auto options = std::make_shared<BenchNetOptions>();
-  net->add_option("--backend", options->backend, "Learner backend")->capture_default_str();
+  net->add_option("--backend", options->backends,
+                  "Learner backend(s): auto (cpu), cpu, torch; several are measured in turn (e.g. --backend cpu torch)")
+      ->capture_default_str();
   net->add_option("--device", options->device, "Device of the torch backend (cpu, cuda, cuda:N)")
       ->capture_default_str();
   net->add_option("--variant", options->variants, "Variant(s) to measure (default: all)")

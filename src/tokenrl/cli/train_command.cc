@@ -61,7 +61,7 @@ Status Train(const TrainArgs& args) {
   }
   std::cout << fmt::format("train: {} | {} member(s) x {} env(s) | backend {} | {} env steps per member | {}{}\n",
                            config.env.name, config.vector_env.members, config.vector_env.envs_per_member,
-                           config.learner.backend, config.schedule.total_env_steps, dir,
+                           nn::ResolvedBackend(config.learner), config.schedule.total_env_steps, dir,
                            args.resume ? " (resume)" : "")
             << std::flush;
   runner::TrainOptions options;
@@ -181,8 +181,9 @@ Status BenchTrain(const BenchArgs& args) {
       const auto start = std::chrono::steady_clock::now();
       while (agent->env_steps() - start_steps < args.steps) TOKENRL_RETURN_IF_ERROR(step());
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::cout << fmt::format("bench train {} E={} {:.0f}", variant, members,
-                               static_cast<double>(agent->env_steps() - start_steps) / secs)
+      std::cout << fmt::format("bench train {} E={} {:.0f} backend={}", variant, members,
+                               static_cast<double>(agent->env_steps() - start_steps) / secs,
+                               nn::ResolvedBackend(c.learner))
                 << std::endl;
     }
   }
@@ -234,7 +235,7 @@ void AddBenchTrainCommand(CLI::App& bench, int& exit_code) {
   auto* cmd = bench.add_subcommand(
       "train",
       "Training throughput on MinAtar Breakout DQN (batch 32, Adam, update every 4 env steps, after warm-up).\n"
-      "Prints one line per variant and member count: `bench train VARIANT E=<E> ENV_STEPS_PER_S_PER_MEMBER`");
+      "Prints one line per variant and member count: `bench train VARIANT E=<E> ENV_STEPS_PER_S_PER_MEMBER backend=<name>`");
   auto args = std::make_shared<BenchArgs>();
   cmd->add_option("--variant", args->variants, "flatten and/or softmoe-4")
       ->check(CLI::IsMember({"flatten", "softmoe-4"}));

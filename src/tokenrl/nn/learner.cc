@@ -4,6 +4,8 @@
 #include <map>
 #include <mutex>
 
+#include "tokenrl/nn/cpu/cpu_learner.h"
+
 namespace tokenrl::nn {
 namespace {
 
@@ -13,7 +15,11 @@ struct Registry {
 };
 
 Registry& GetRegistry() {
-  static Registry* registry = new Registry();
+  static Registry* registry = [] {
+    auto* r = new Registry();
+    r->factories["cpu"] = &cpu::CpuLearner::Create;  // Built in: always available.
+    return r;
+  }();
   return *registry;
 }
 
@@ -33,20 +39,26 @@ std::vector<std::string> LearnerBackends() {
   return names;
 }
 
+std::string ResolvedBackend(const LearnerConfig& config) {
+  if (config.backend != "auto") return config.backend;
+  return config.device == "cpu" ? "cpu" : "torch";
+}
+
 StatusOr<std::unique_ptr<Learner>> MakeLearner(const NetworkConfig& network, const LearnerConfig& learner,
                                                const NetworkIo& io, int members) {
+  const std::string backend = ResolvedBackend(learner);
   if (members < 1) return Status::InvalidArgument(fmt::format("members must be >= 1, got {}", members));
   TOKENRL_RETURN_IF_ERROR(ComputeShapes(network, io).status());
   LearnerFactory factory;
   {
     Registry& r = GetRegistry();
     std::lock_guard<std::mutex> lock(r.mutex);
-    auto it = r.factories.find(learner.backend);
+    auto it = r.factories.find(backend);
     if (it == r.factories.end()) {
       std::string known;
       for (const auto& [name, f] : r.factories) known += (known.empty() ? "" : ", ") + name;
-      return Status::NotFound(fmt::format("learner backend \"{}\" is not available; built backends: {}",
-                                          learner.backend, known.empty() ? "none" : known));
+      return Status::NotFound(fmt::format("learner backend \"{}\" is not available; built backends: {}", backend,
+                                          known.empty() ? "none" : known));
     }
     factory = it->second;
   }

@@ -4,7 +4,7 @@
 // optimizer state, and performs action selection and gradient updates on
 // batches laid out [E, B, ...]. Agents, replay and training never see a tensor
 // or include torch; each backend (the libtorch reference in nn/torch/, and
-// the built-in CPU engine of a later issue) implements this interface and
+// the built-in CPU engine in nn/cpu/) implements this interface and
 // registers a factory under its name ("torch", "cpu").
 //
 // Members never mix: member e's outputs, loss and updates depend only on
@@ -49,8 +49,10 @@ struct tokenrl::config::EnumNames<tokenrl::nn::TdLoss> {
 namespace tokenrl::nn {
 
 struct LearnerConfig {
-  std::string backend = "torch";  // A registered backend (see LearnerBackends()).
-  std::string device = "cpu";     // torch backend: "cpu", "cuda", "cuda:1", ...
+  // A registered backend (see LearnerBackends()), or "auto": the built-in
+  // "cpu" engine, or "torch" when `device` asks for a GPU.
+  std::string backend = "auto";
+  std::string device = "cpu";  // torch backend: "cpu", "cuda", "cuda:1", ...
   int64_t num_threads = 1;        // Intra-op threads of the backend.
   TdLoss td_loss = TdLoss::kMse;  // Non-distributional heads only.
   double huber_delta = 1.0;
@@ -66,7 +68,9 @@ struct LearnerConfig {
 
   template <typename V>
   void VisitFields(V& v) {
-    v.Field("backend", backend, "Learner backend (torch; cpu arrives with the CPU engine)", config::NonEmpty());
+    v.Field("backend", backend,
+            "Learner backend: auto (cpu, or torch when learner.device is a GPU), cpu (built-in engine), torch",
+            config::NonEmpty());
     v.Field("device", device, "torch backend device: cpu, cuda, cuda:N", config::NonEmpty());
     v.Field("num_threads", num_threads, "Intra-op threads of the backend", config::InRange<int64_t>(1, 256));
     v.Field("td_loss", td_loss, "TD loss of non-distributional heads (Dopamine DQN: mse)");
@@ -197,13 +201,17 @@ class Learner {
 using LearnerFactory = std::function<StatusOr<std::unique_ptr<Learner>>(
     const NetworkConfig&, const LearnerConfig&, const NetworkIo&, int members)>;
 
-// Backends register themselves by name (explicitly, from their library's
-// Register function; see RegisterBuiltinLearnerBackends()).
+// Backends register themselves by name: "cpu" is always registered; the torch
+// backend registers from RegisterTorchLearnerBackend() (nn/torch/torch_learner.h).
 void RegisterLearnerBackend(const std::string& name, LearnerFactory factory);
 std::vector<std::string> LearnerBackends();
 
-// Builds a learner for `members` members. NotFound for an unregistered
-// backend (listing the registered ones); InvalidArgument for a network that
+// The backend `config.backend` names, with "auto" resolved ("torch" for a
+// device other than "cpu", else "cpu").
+std::string ResolvedBackend(const LearnerConfig& config);
+
+// Builds a learner for `members` members with ResolvedBackend(learner).
+// NotFound for an unregistered backend (listing the registered ones); InvalidArgument for a network that
 // cannot be built for `io` (see ComputeShapes).
 StatusOr<std::unique_ptr<Learner>> MakeLearner(const NetworkConfig& network, const LearnerConfig& learner,
                                                const NetworkIo& io, int members);

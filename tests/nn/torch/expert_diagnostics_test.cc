@@ -37,6 +37,7 @@ std::unique_ptr<Learner> Make(const NetworkConfig& network, int members) {
   RegisterTorchLearnerBackend();
   LearnerConfig config;
   config.seed = 11;
+  config.backend = "torch";
   auto learner = MakeLearner(network, config, MinatarIo(), members);
   EXPECT_TRUE(learner.ok()) << learner.status().ToString();
   return std::move(learner).value();

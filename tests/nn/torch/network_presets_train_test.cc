@@ -49,6 +49,7 @@ TEST_P(NetworkPresetTrainTest, TrainsOnMinatarWithQAndRainbowHeads) {
     root->network.mixer.hidden_units = std::min<int64_t>(root->network.mixer.hidden_units, 64);
     root->network.mixer.expert_hidden_units = std::min<int64_t>(root->network.mixer.expert_hidden_units, 64);
     LearnerConfig learner_config;
+    learner_config.backend = "torch";
     learner_config.double_q = rainbow;
     const NetworkIo io{.channels = 4, .height = 10, .width = 10, .num_actions = 6};
     constexpr int kMembers = 2, kBatch = 4;

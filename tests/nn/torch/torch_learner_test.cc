@@ -24,7 +24,9 @@ namespace {
 std::unique_ptr<Learner> Make(const NetworkConfig& network, const LearnerConfig& config, const NetworkIo& io,
                               int members) {
   RegisterTorchLearnerBackend();
-  auto learner = MakeLearner(network, config, io, members);
+  LearnerConfig torch_config = config;
+  torch_config.backend = "torch";  // "auto" would pick the CPU engine.
+  auto learner = MakeLearner(network, torch_config, io, members);
   EXPECT_TRUE(learner.ok()) << learner.status().ToString();
   return std::move(learner).value();
 }

@@ -58,7 +58,6 @@ bool NoiseStream::SetState(const std::string& state) {
 }
 
 float* Layer::Scratch(const Pass& pass, int slot, size_t count) {
-  if (scratch_.empty()) scratch_.resize(static_cast<size_t>(kContexts * members_ * kSlots));
   std::vector<float>& buffer = scratch_[(static_cast<size_t>(pass.context) * members_ + pass.member) * kSlots + slot];
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
@@ -67,7 +66,6 @@ float* Layer::Scratch(const Pass& pass, int slot, size_t count) {
 // ---------------------------------------------------------------------------
 
 const float* Sequential::Forward(const Pass& pass, const float* in) {
-  if (inputs_.empty()) inputs_.resize(static_cast<size_t>(kContexts * members()));
   std::vector<const float*>& inputs = inputs_[static_cast<size_t>(pass.context) * members() + pass.member];
   inputs.resize(layers_.size());
   const float* x = in;

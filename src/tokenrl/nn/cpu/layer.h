@@ -115,7 +115,10 @@ struct Pass {
 
 class Layer {
  public:
-  explicit Layer(int members) : members_(members) {}
+  // Buffers are indexed up front: members then touch only their own slots,
+  // so passes of different members may run concurrently.
+  explicit Layer(int members)
+      : members_(members), scratch_(static_cast<size_t>(kContexts) * members * kSlots) {}
   virtual ~Layer() = default;
   Layer(const Layer&) = delete;
   Layer& operator=(const Layer&) = delete;
@@ -153,7 +156,7 @@ class Layer {
 // A chain of layers run in order (an encoder, a residual stack, a network).
 class Sequential : public Layer {
  public:
-  explicit Sequential(int members) : Layer(members) {}
+  explicit Sequential(int members) : Layer(members), inputs_(static_cast<size_t>(kContexts) * members) {}
   void Add(std::unique_ptr<Layer> layer) { layers_.push_back(std::move(layer)); }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   int64_t in_size() const override { return layers_.front()->in_size(); }

@@ -315,6 +315,7 @@ void TorchLearner::Step(const UpdateBatch& batch, UpdateResult& result) {
       torch::autograd::grad({member_loss.sum()}, params_, /*grad_outputs=*/{}, /*retain_graph=*/false,
                             /*create_graph=*/false, /*allow_unused=*/true);
   AdamStep(grads);
+  last_gradients_ = std::move(grads);
 
   auto to_vector = [](const torch::Tensor& t) {
     const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();

@@ -87,6 +87,9 @@ class TorchLearner : public Learner {
   QNetwork& online() { return online_; }
   QNetwork& target() { return target_; }
   int64_t adam_step() const { return adam_step_; }
+  // Gradients of the last Update, in Parameters() order (undefined for a
+  // parameter that received none): the CPU engine's parity tests read them.
+  const std::vector<torch::Tensor>& last_gradients() const { return last_gradients_; }
   // Adam's first and second moments of parameter `name` ([E, ...]); undefined
   // tensors for an unknown name.
   std::pair<torch::Tensor, torch::Tensor> AdamMoments(const std::string& name) const;
@@ -114,6 +117,7 @@ class TorchLearner : public Learner {
   std::vector<std::string> names_;
   std::vector<torch::Tensor> params_, target_params_, adam_m_, adam_v_;
   std::vector<torch::Tensor> adam_scratch_;  // Adam's denominator, per parameter.
+  std::vector<torch::Tensor> last_gradients_;
   std::unordered_map<std::string, int> index_;
   torch::Tensor support_;  // C51 support on the device (distributional heads).
   int64_t adam_step_ = 0;
