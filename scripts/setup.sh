@@ -12,7 +12,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtorch-dev libopenblas0 libopenblas-dev
+  libtorch-dev libopenblas0 libopenblas-dev libdnnl-dev
   gnuplot-nox
   slurmctld slurmd slurm-client munge
 )

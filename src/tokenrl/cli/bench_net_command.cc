@@ -37,6 +37,7 @@ struct BenchNetOptions {
   std::vector<std::string> variants = kVariants;
   std::vector<int> members{1, 8};
   double seconds = 2.0;
+  int rounds = 1;
   int64_t hidden_units = 512;
 };
 
@@ -130,9 +131,6 @@ StatusOr<Rates> BenchOne(const BenchNetOptions& options, const std::string& back
   const std::span<const uint8_t> one_obs(obs.data(), static_cast<size_t>(members) * obs_size);
   const double acts = CallsPerSecond(options.seconds, [&] { learner->GreedyActions(one_obs, 1, false, greedy); });
 
-  std::cout << fmt::format("bench net {} E={} {:.1f} {:.0f} backend={}", variant, members, updates, acts * members,
-                           nn::ResolvedBackend(config))
-            << std::endl;
   return Rates{updates, acts * members};
 }
 
@@ -142,10 +140,23 @@ Status BenchNet(const BenchNetOptions& options) {
 #endif
   for (const std::string& variant : options.variants) {
     for (int members : options.members) {
-      std::vector<Rates> rates;
-      for (const std::string& backend : options.backends) {
-        TOKENRL_ASSIGN_OR_RETURN(Rates r, BenchOne(options, backend, variant, members));
-        rates.push_back(r);
+      // Rounds interleave the backends; each backend keeps its best round,
+      // which is robust to other load on the machine.
+      std::vector<Rates> rates(options.backends.size());
+      for (int round = 0; round < options.rounds; ++round) {
+        for (size_t i = 0; i < options.backends.size(); ++i) {
+          TOKENRL_ASSIGN_OR_RETURN(Rates r, BenchOne(options, options.backends[i], variant, members));
+          rates[i].updates = std::max(rates[i].updates, r.updates);
+          rates[i].actions = std::max(rates[i].actions, r.actions);
+        }
+      }
+      for (size_t i = 0; i < options.backends.size(); ++i) {
+        nn::LearnerConfig config;
+        config.backend = options.backends[i];
+        config.device = options.device;
+        std::cout << fmt::format("bench net {} E={} {:.1f} {:.0f} backend={}", variant, members, rates[i].updates,
+                                 rates[i].actions, nn::ResolvedBackend(config))
+                  << std::endl;
       }
       // Ratios of every backend to the last one, from this same run.
       for (size_t i = 0; i + 1 < rates.size(); ++i) {
@@ -188,6 +199,10 @@ void AddBenchNetCommand(CLI::App& bench, int& exit_code) {
   net->add_option("--hidden-units", options->hidden_units,
                   "Penultimate Dense width and expert H (x4 for softmoe-1-scaled-x4)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16))
+      ->capture_default_str();
+  net->add_option("--rounds", options->rounds,
+                  "Measure every backend this many times, interleaved, and report each one's best")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
   net->add_option("--seconds", options->seconds, "Seconds per measurement")
       ->check(CLI::Range(0.01, 3600.0))

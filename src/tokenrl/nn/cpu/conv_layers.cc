@@ -33,82 +33,6 @@ inline void AddRun(const float* __restrict src, float* __restrict dst, int64_t n
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-// Narrow GEMMs of the convolutions, for out channels a multiple of 16.
-// OpenBLAS packs both operands and reaches about a third of its usual speed
-// at n = 16 (the MinAtar conv: m = 3200, k = 36 or 90); these kernels read
-// the column matrix in place and keep a 16-wide output panel in registers.
-// GCC/Clang vector extensions, one clone per instruction set (AVX-512,
-// AVX2 + FMA, baseline), picked at load time. Results differ from a BLAS
-// GEMM only by rounding (summation order).
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-constexpr int64_t kPanel = 16;
-
-// y[m, n] = a[m, k] w[k, n] (row-major, dense), n % 16 == 0.
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void PanelGemm(
-    const float* __restrict a, int64_t m, int64_t k, const float* __restrict w, int64_t n, float* __restrict y) {
-  constexpr int kRows = 6;
-  for (int64_t p = 0; p < n; p += kPanel) {
-    int64_t i = 0;
-    for (; i + kRows <= m; i += kRows) {
-      Vec16 acc[kRows] = {};
-      const float* ai = a + i * k;
-      for (int64_t j = 0; j < k; ++j) {
-        Vec16 wj;
-        __builtin_memcpy(&wj, w + j * n + p, sizeof wj);
-        for (int r = 0; r < kRows; ++r) acc[r] += ai[r * k + j] * wj;
-      }
-      for (int r = 0; r < kRows; ++r) __builtin_memcpy(y + (i + r) * n + p, &acc[r], sizeof acc[r]);
-    }
-    for (; i < m; ++i) {
-      Vec16 acc = {};
-      for (int64_t j = 0; j < k; ++j) {
-        Vec16 wj;
-        __builtin_memcpy(&wj, w + j * n + p, sizeof wj);
-        acc += a[i * k + j] * wj;
-      }
-      __builtin_memcpy(y + i * n + p, &acc, sizeof acc);
-    }
-  }
-}
-
-// g[k, n] (+)= a[m, k]^T d[m, n] (accumulates when `accumulate`), n % 16 == 0.
-// Rows are summed in blocks of kBlock in registers, then added to g, so the
-// rounding is that of short sums.
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void PanelGemmAtB(
-    const float* __restrict a, int64_t m, int64_t k, const float* __restrict d, int64_t n, float* __restrict g,
-    bool accumulate) {
-  constexpr int kCols = 8;
-  constexpr int64_t kBlock = 256;
-  if (!accumulate) std::fill(g, g + k * n, 0.0f);
-  for (int64_t p = 0; p < n; p += kPanel) {
-    for (int64_t j0 = 0; j0 < k; j0 += kCols) {
-      const int64_t cols = std::min<int64_t>(kCols, k - j0);
-      for (int64_t i0 = 0; i0 < m; i0 += kBlock) {
-        const int64_t i1 = std::min(m, i0 + kBlock);
-        Vec16 acc[kCols] = {};
-        if (cols == kCols) {
-          for (int64_t i = i0; i < i1; ++i) {
-            Vec16 di;
-            __builtin_memcpy(&di, d + i * n + p, sizeof di);
-            const float* ai = a + i * k + j0;
-            for (int c = 0; c < kCols; ++c) acc[c] += ai[c] * di;
-          }
-        } else {
-          for (int64_t i = i0; i < i1; ++i) {
-            Vec16 di;
-            __builtin_memcpy(&di, d + i * n + p, sizeof di);
-            const float* ai = a + i * k + j0;
-            for (int64_t c = 0; c < cols; ++c) acc[c] += ai[c] * di;
-          }
-        }
-        for (int64_t c = 0; c < cols; ++c) {
-          float* gc = g + (j0 + c) * n + p;
-          for (int64_t o = 0; o < kPanel; ++o) gc[o] += acc[c][o];
-        }
-      }
-    }
-  }
-}
 
 // y[r, o] = act(y[r, o] + b[o]) over rows x cols.
 template <bool kRelu>
@@ -270,11 +194,7 @@ const float* Conv2dSame::Forward(const Pass& pass, const float* in) {
     PadInput(in + s0 * g_.in_size(), n, padded);
     Im2Col(padded, n, col);
     float* yc = y + s0 * g_.out_size();
-    if (cout % kPanel == 0) {
-      PanelGemm(col, n * pixels, patch_, wt, cout, yc);
-    } else {
-      Gemm(false, false, n * pixels, cout, patch_, 1.0f, col, patch_, wt, cout, 0.0f, yc, cout);
-    }
+    Gemm(false, false, n * pixels, cout, patch_, 1.0f, col, patch_, wt, cout, 0.0f, yc, cout);
     if (relu_) {
       AddBias<true>(yc, b, n * pixels, cout);
     } else {
@@ -315,11 +235,7 @@ float* Conv2dSame::Backward(const Pass& pass, const float* in, float* d_out, boo
       Im2Col(padded, n, col);
     }
     const float* dy = d_out + s0 * g_.out_size();
-    if (cout % kPanel == 0) {
-      PanelGemmAtB(col, rows, patch_, dy, cout, dwt, s0 > 0);
-    } else {
-      Gemm(true, false, patch_, cout, rows, 1.0f, col, patch_, dy, cout, s0 == 0 ? 0.0f : 1.0f, dwt, cout);
-    }
+    Gemm(true, false, patch_, cout, rows, 1.0f, col, patch_, dy, cout, s0 == 0 ? 0.0f : 1.0f, dwt, cout);
     if (!need_d_in) continue;
     Gemm(false, true, rows, patch_, cout, 1.0f, dy, cout, wt, cout, 0.0f, dcol, patch_);
     Col2Im(dcol, n, d_padded);

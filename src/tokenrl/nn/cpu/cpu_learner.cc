@@ -115,6 +115,20 @@ int ArgMax(const float* row, int n) {
   return best;
 }
 
+// One Adam step of n values (the torch backend's arithmetic, in float).
+struct AdamConstants {
+  float b1, b2, one_minus_b1, one_minus_b2, eps, step_size, sqrt_bias2;
+};
+TOKENRL_VECTOR_CLONES void AdamUpdate(float* __restrict w, float* __restrict m, float* __restrict v,
+                                      const float* __restrict g, int64_t n, const AdamConstants c) {
+  for (int64_t k = 0; k < n; ++k) {
+    m[k] = m[k] * c.b1 + c.one_minus_b1 * g[k];
+    v[k] = v[k] * c.b2 + c.one_minus_b2 * g[k] * g[k];
+    const float denom = std::sqrt(v[k]) / c.sqrt_bias2 + c.eps;
+    w[k] = w[k] - c.step_size * m[k] / denom;
+  }
+}
+
 }  // namespace
 
 CpuLearner::CpuLearner(const NetworkConfig& network, const LearnerConfig& config, const NetworkIo& io, int members)
@@ -320,24 +334,15 @@ void CpuLearner::UpdateMember(int e, const UpdateBatch& batch, float* per_sample
 }
 
 void CpuLearner::AdamMember(int e, float step_size, float sqrt_bias2) {
-  const float b1 = static_cast<float>(config_.adam_beta1), b2 = static_cast<float>(config_.adam_beta2);
-  const float one_minus_b1 = static_cast<float>(1.0 - config_.adam_beta1);
-  const float one_minus_b2 = static_cast<float>(1.0 - config_.adam_beta2);
-  const float eps = static_cast<float>(config_.adam_epsilon);
+  const AdamConstants c{static_cast<float>(config_.adam_beta1),       static_cast<float>(config_.adam_beta2),
+                        static_cast<float>(1.0 - config_.adam_beta1), static_cast<float>(1.0 - config_.adam_beta2),
+                        static_cast<float>(config_.adam_epsilon),     step_size,
+                        sqrt_bias2};
   const auto& params = online_->params().params();
   for (size_t i = 0; i < params.size(); ++i) {
     Param& param = *params[i];
     const int64_t n = param.numel;
-    float* w = param.w(e);
-    const float* g = param.g(e);
-    float* m = adam_m_[i].data() + e * n;
-    float* v = adam_v_[i].data() + e * n;
-    for (int64_t k = 0; k < n; ++k) {
-      m[k] = m[k] * b1 + one_minus_b1 * g[k];
-      v[k] = v[k] * b2 + one_minus_b2 * g[k] * g[k];
-      const float denom = std::sqrt(v[k]) / sqrt_bias2 + eps;
-      w[k] = w[k] - step_size * m[k] / denom;
-    }
+    AdamUpdate(param.w(e), adam_m_[i].data() + e * n, adam_v_[i].data() + e * n, param.g(e), n, c);
   }
 }
 

@@ -2,7 +2,7 @@
 // CpuLearner: the built-in CPU engine's nn::Learner (backend "cpu"; the
 // contract, losses and layouts are in learner.h). It computes exactly what the
 // torch backend computes (same parameter names, initial values, noise draws,
-// losses and Adam), with hand-written backward passes over OpenBLAS GEMMs and
+// losses and Adam), with hand-written backward passes over oneDNN GEMMs and
 // no allocation per update after warm-up.
 //
 // Design:

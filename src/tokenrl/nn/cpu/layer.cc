@@ -112,12 +112,21 @@ void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
   }
 }
 
-// y[rows, out] = bias (broadcast) + x W.
-void DenseForward(const float* x, const float* w, const float* b, int64_t rows, int64_t in, int64_t out, float* y) {
-  if (b != nullptr) {
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(y + r * out, b, static_cast<size_t>(out) * sizeof(float));
+// y[rows, out] = x W + bias (broadcast), then ReLU when asked: the bias and
+// the ReLU in one pass over y after the GEMM.
+void DenseForward(const float* x, const float* w, const float* b, int64_t rows, int64_t in, int64_t out, bool relu,
+                  float* y) {
+  Gemm(false, false, rows, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
+  if (b == nullptr && !relu) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = y + r * out;
+    if (b != nullptr) {
+      for (int64_t o = 0; o < out; ++o) row[o] += b[o];
+    }
+    if (relu) {
+      for (int64_t o = 0; o < out; ++o) row[o] = std::max(row[o], 0.0f);
+    }
   }
-  Gemm(false, false, rows, out, in, 1.0f, x, in, w, out, b != nullptr ? 1.0f : 0.0f, y, out);
 }
 
 }  // namespace
@@ -135,10 +144,7 @@ Linear::Linear(const Scope& scope, int64_t in, int64_t out, bool relu, int64_t r
 const float* Linear::Forward(const Pass& pass, const float* in) {
   const int64_t rows = pass.batch * rows_per_sample_;
   float* y = Scratch(pass, 0, static_cast<size_t>(rows * out_));
-  DenseForward(in, weight_->w(pass.member), bias_ ? bias_->w(pass.member) : nullptr, rows, in_, out_, y);
-  if (relu_) {
-    for (int64_t i = 0; i < rows * out_; ++i) y[i] = std::max(y[i], 0.0f);
-  }
+  DenseForward(in, weight_->w(pass.member), bias_ ? bias_->w(pass.member) : nullptr, rows, in_, out_, relu_, y);
   return y;
 }
 
@@ -181,7 +187,7 @@ const float* NoisyLinear::Forward(const Pass& pass, const float* in) {
   const int e = pass.member;
   float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * out_));
   if (!enabled_[pass.context]) {
-    DenseForward(in, mu_weight_->w(e), mu_bias_->w(e), pass.batch, in_, out_, y);
+    DenseForward(in, mu_weight_->w(e), mu_bias_->w(e), pass.batch, in_, out_, false, y);
     return y;
   }
   // W = mu + sigma * (eps_in eps_out^T), b = mu_b + sigma_b * eps_out.
@@ -194,7 +200,7 @@ const float* NoisyLinear::Forward(const Pass& pass, const float* in) {
     for (int64_t o = 0; o < out_; ++o) w[i * out_ + o] = mu[i * out_ + o] + sigma[i * out_ + o] * (ei[i] * eo[o]);
   }
   for (int64_t o = 0; o < out_; ++o) b[o] = mu_bias_->w(e)[o] + sigma_bias_->w(e)[o] * eo[o];
-  DenseForward(in, w, b, pass.batch, in_, out_, y);
+  DenseForward(in, w, b, pass.batch, in_, out_, false, y);
   return y;
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Building blocks of the built-in CPU engine (the "cpu" learner backend): a
 // static chain of layers with hand-written forward and backward passes on
-// float32 buffers, GEMMs from OpenBLAS (blas.h). Torch-free.
+// float32 buffers, GEMMs from oneDNN (blas.h). Torch-free.
 //
 // Conventions (shared with the libtorch backend, which is this engine's
 // oracle; see nn/torch/modules.h):
