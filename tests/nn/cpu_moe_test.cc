@@ -209,6 +209,53 @@ TEST(CpuMoeLayerTest, SoftMoeWeightsAreSoftmaxes) {
   EXPECT_EQ(t.layer.aux_loss(pass), 0.0f);
 }
 
+TEST(CpuMoeLayerTest, SoftMoeWeightsMatchReferenceForAnyLogitRange) {
+  // The forward shares one exp between both softmaxes when the logits' range
+  // allows it and falls back to two otherwise; both must match a double
+  // reference (scale 1: shared; scale 200: logits spread over hundreds).
+  for (float scale : {1.0f, 200.0f}) {
+    NetworkConfig config = MoeConfig(MixerType::kSoftMoe, 2, 4);
+    const NetworkShapes shapes = SmallShapes(9, 3, 3);
+    Harness t(config, shapes, 1, 2, 12);
+    Param* phi = t.store.Find("mixer.phi");
+    ASSERT_NE(phi, nullptr);
+    for (int64_t k = 0; k < phi->numel; ++k) phi->w(0)[k] *= scale;
+    const Pass pass{.member = 0, .context = kTrainContext, .batch = 2};
+    t.Loss(pass);
+    const int64_t T = 9, D = 3, S = 6;
+    const float* dw = t.layer.dispatch(pass);
+    const float* cw = t.layer.combine(pass);
+    for (int64_t b = 0; b < 2; ++b) {
+      std::vector<double> l(static_cast<size_t>(T * S));
+      for (int64_t i = 0; i < T; ++i) {
+        for (int64_t s = 0; s < S; ++s) {
+          double v = 0.0;
+          for (int64_t k = 0; k < D; ++k) v += static_cast<double>(t.x[(b * T + i) * D + k]) * phi->w(0)[k * S + s];
+          l[i * S + s] = v;
+        }
+      }
+      for (int64_t s = 0; s < S; ++s) {
+        double m = -1e300, sum = 0.0;
+        for (int64_t i = 0; i < T; ++i) m = std::max(m, l[i * S + s]);
+        for (int64_t i = 0; i < T; ++i) sum += std::exp(l[i * S + s] - m);
+        for (int64_t i = 0; i < T; ++i) {
+          EXPECT_NEAR(dw[(b * T + i) * S + s], std::exp(l[i * S + s] - m) / sum, 1e-5 * (1.0 + scale / 10.0))
+              << scale << " " << b << " " << i << " " << s;
+        }
+      }
+      for (int64_t i = 0; i < T; ++i) {
+        double m = -1e300, sum = 0.0;
+        for (int64_t s = 0; s < S; ++s) m = std::max(m, l[i * S + s]);
+        for (int64_t s = 0; s < S; ++s) sum += std::exp(l[i * S + s] - m);
+        for (int64_t s = 0; s < S; ++s) {
+          EXPECT_NEAR(cw[(b * T + i) * S + s], std::exp(l[i * S + s] - m) / sum, 1e-5 * (1.0 + scale / 10.0))
+              << scale << " " << b << " " << i << " " << s;
+        }
+      }
+    }
+  }
+}
+
 TEST(CpuMoeLayerTest, SparseRoutingInvariants) {
   const NetworkShapes shapes = SmallShapes(9, 3, 2);  // Capacity 2 < 9 / 3: drops.
   for (MixerType type : {MixerType::kTokenChoice, MixerType::kExpertChoice}) {

@@ -39,7 +39,7 @@ enum Slot : int {
 };
 
 // out[o] = sum over rows of d[rows, cols] column o.
-void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
+TOKENRL_VECTOR_CLONES void ColumnSums(const float* __restrict d, int64_t rows, int64_t cols, float* __restrict out) {
   std::fill(out, out + cols, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = d + r * cols;
@@ -80,16 +80,6 @@ float Sum(const float* a, int64_t n) {
   for (; i < n; ++i) tail += a[i];
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
-float Dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
-  }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
 float Max(const float* a, int64_t n) {
   float acc[8];
   for (int k = 0; k < 8; ++k) acc[k] = a[0];
@@ -114,28 +104,127 @@ void RowSoftmax(float* x, int64_t rows, int64_t cols) {
   }
 }
 
-// Softmax of each column of x [rows, cols] into y; stats: 2 cols floats.
-void ColumnSoftmax(const float* x, int64_t rows, int64_t cols, float* y, float* stats) {
-  float* max = stats;
-  float* sum = stats + cols;
-  std::copy(x, x + cols, max);
+// Both softmaxes of one sample's logits l [rows, cols] (given in cw): dw =
+// softmax over each column, cw = softmax over each row. One exp(l - g), g the
+// overall max, serves both (exp(l - g) = exp(l - max) exp(max - g), equal up
+// to rounding) when every row and column sum of it is at least e^-60 (then
+// its max is within 60 + ln(count) of g, and the entries that the clamp of
+// ExpNonPositive touches are below e^-27 of their sum); otherwise two exps,
+// as torch. Reductions are SIMD (OpenMP simd: lane-wise partial sums).
+// stats: 2 cols + rows floats.
+constexpr float kSharedExpMinSum = 8.7565e-27f;  // e^-60
+TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64_t cols, float* __restrict dw,
+                                       float* __restrict stats) {
+  float* __restrict cmax = stats;
+  float* __restrict csum = stats + cols;
+  float* __restrict rsum = stats + 2 * cols;
+  std::copy(cw, cw + cols, cmax);
   for (int64_t r = 1; r < rows; ++r) {
-    const float* row = x + r * cols;
-    for (int64_t c = 0; c < cols; ++c) max[c] = std::max(max[c], row[c]);
+    const float* __restrict row = cw + r * cols;
+    for (int64_t c = 0; c < cols; ++c) cmax[c] = cmax[c] > row[c] ? cmax[c] : row[c];
   }
-  std::fill(sum, sum + cols, 0.0f);
+  float g = cmax[0];
+#pragma omp simd reduction(max : g)
+  for (int64_t c = 0; c < cols; ++c) g = g > cmax[c] ? g : cmax[c];
+  std::fill(csum, csum + cols, 0.0f);
+  float low = 1.0f;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    float* out = y + r * cols;
+    const float* __restrict row = cw + r * cols;
+    float* __restrict out = dw + r * cols;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
     for (int64_t c = 0; c < cols; ++c) {
-      out[c] = ExpNonPositive(row[c] - max[c]);
-      sum[c] += out[c];
+      const float e = ExpNonPositive(row[c] - g);
+      out[c] = e;
+      csum[c] += e;
+      acc += e;
+    }
+    rsum[r] = acc;
+    low = std::min(low, acc);
+  }
+  for (int64_t c = 0; c < cols; ++c) low = std::min(low, csum[c]);
+  if (low >= kSharedExpMinSum) {
+    for (int64_t c = 0; c < cols; ++c) csum[c] = 1.0f / csum[c];
+    for (int64_t r = 0; r < rows; ++r) {
+      float* __restrict row = cw + r * cols;
+      float* __restrict out = dw + r * cols;
+      const float inv = 1.0f / rsum[r];
+      for (int64_t c = 0; c < cols; ++c) {
+        row[c] = out[c] * inv;
+        out[c] *= csum[c];
+      }
+    }
+    return;
+  }
+  std::fill(csum, csum + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* __restrict row = cw + r * cols;
+    float* __restrict out = dw + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      out[c] = ExpNonPositive(row[c] - cmax[c]);
+      csum[c] += out[c];
     }
   }
-  for (int64_t c = 0; c < cols; ++c) sum[c] = 1.0f / sum[c];
+  for (int64_t c = 0; c < cols; ++c) csum[c] = 1.0f / csum[c];
   for (int64_t r = 0; r < rows; ++r) {
-    float* out = y + r * cols;
-    for (int64_t c = 0; c < cols; ++c) out[c] *= sum[c];
+    float* __restrict row = cw + r * cols;
+    float* __restrict out = dw + r * cols;
+    for (int64_t c = 0; c < cols; ++c) out[c] *= csum[c];
+    float m = row[0];
+#pragma omp simd reduction(max : m)
+    for (int64_t c = 0; c < cols; ++c) m = m > row[c] ? m : row[c];
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < cols; ++c) {
+      row[c] = ExpNonPositive(row[c] - m);
+      acc += row[c];
+    }
+    const float inv = 1.0f / acc;
+    for (int64_t c = 0; c < cols; ++c) row[c] *= inv;
+  }
+}
+
+// Backward of SoftmaxPair for one sample: from dDw = gd and dCw = gc, writes
+// d logits = Cw (dCw - <dCw, Cw>_row) + Dw (dDw - <dDw, Dw>_column) into gc.
+// stats: cols floats.
+TOKENRL_VECTOR_CLONES void SoftmaxPairBackward(const float* __restrict dw, const float* __restrict cw,
+                                               const float* __restrict gd, float* __restrict gc, int64_t rows,
+                                               int64_t cols, float* __restrict stats) {
+  std::fill(stats, stats + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) stats[c] += gd[r * cols + c] * dw[r * cols + c];
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* __restrict w = dw + r * cols;
+    const float* __restrict cr = cw + r * cols;
+    const float* __restrict d = gd + r * cols;
+    float* __restrict g = gc + r * cols;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t c = 0; c < cols; ++c) dot += g[c] * cr[c];
+    for (int64_t c = 0; c < cols; ++c) g[c] = cr[c] * (g[c] - dot) + w[c] * (d[c] - stats[c]);
+  }
+}
+
+// rows of x [rows, cols] = max(x + bias, 0).
+TOKENRL_VECTOR_CLONES void BiasRelu(float* __restrict x, const float* __restrict bias, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* __restrict row = x + r * cols;
+    for (int64_t o = 0; o < cols; ++o) row[o] = std::max(row[o] + bias[o], 0.0f);
+  }
+}
+
+// g = h > 0 ? g : 0, and column sums of the result into sums [cols].
+TOKENRL_VECTOR_CLONES void ReluMaskColumnSums(float* __restrict g, const float* __restrict h, int64_t rows,
+                                              int64_t cols, float* __restrict sums) {
+  std::fill(sums, sums + cols, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* __restrict gr = g + r * cols;
+    const float* __restrict hr = h + r * cols;
+    for (int64_t o = 0; o < cols; ++o) {
+      gr[o] = hr[o] > 0.0f ? gr[o] : 0.0f;
+      sums[o] += gr[o];
+    }
   }
 }
 
@@ -266,9 +355,8 @@ void MoeLayer::SoftRoute(const Pass& pass, const float* x, float* dw, float* cw)
   // Logits [B T, S] into cw, then dispatch = softmax over tokens (per sample),
   // combine = softmax over slots (in place).
   Gemm(false, false, rows, slots, d, 1.0f, xn, d, phin, slots, 0.0f, cw, slots);
-  float* stats = Scratch(pass, kSmall, static_cast<size_t>(2 * slots));
-  for (int64_t b = 0; b < batch; ++b) ColumnSoftmax(cw + b * t * slots, t, slots, dw + b * t * slots, stats);
-  RowSoftmax(cw, rows, slots);
+  float* stats = Scratch(pass, kSmall, static_cast<size_t>(2 * slots + t));
+  for (int64_t b = 0; b < batch; ++b) SoftmaxPair(cw + b * t * slots, t, slots, dw + b * t * slots, stats);
 }
 
 void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* cw) {
@@ -343,24 +431,10 @@ void MoeLayer::SoftRouteBackward(const Pass& pass, const float* x, float* d_dw, 
   const float* dw = st.dispatch;
   const float* cw = st.combine;
   // d logits = Cw (dCw - <dCw, Cw>_row) + Dw (dDw - <dDw, Dw>_column), into d_cw.
-  for (int64_t r = 0; r < rows; ++r) {
-    float* g = d_cw + r * slots;
-    const float* c = cw + r * slots;
-    const float dot = Dot(g, c, slots);
-    for (int64_t s = 0; s < slots; ++s) g[s] = c[s] * (g[s] - dot);
-  }
-  float* dots = Scratch(pass, kSmall, static_cast<size_t>(2 * slots));
+  float* dots = Scratch(pass, kSmall, static_cast<size_t>(slots));
   for (int64_t b = 0; b < batch; ++b) {
-    const float* wb = dw + b * t * slots;
-    float* gb = d_dw + b * t * slots;
-    float* lb = d_cw + b * t * slots;
-    std::fill(dots, dots + slots, 0.0f);
-    for (int64_t i = 0; i < t; ++i) {
-      for (int64_t s = 0; s < slots; ++s) dots[s] += gb[i * slots + s] * wb[i * slots + s];
-    }
-    for (int64_t i = 0; i < t; ++i) {
-      for (int64_t s = 0; s < slots; ++s) lb[i * slots + s] += wb[i * slots + s] * (gb[i * slots + s] - dots[s]);
-    }
+    const int64_t o = b * t * slots;
+    SoftmaxPairBackward(dw + o, cw + o, d_dw + o, d_cw + o, t, slots, dots);
   }
   const float* dl = d_cw;
   const int e = pass.member;
@@ -531,11 +605,7 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   for (int64_t j = 0; j < n; ++j) {
     float* hj = hidden + j * rows * h;
     Gemm(false, false, rows, h, d, 1.0f, slot_in + j * rows * d, d, w1 + j * d * h, h, 0.0f, hj, h);
-    const float* bj = b1 + j * h;
-    for (int64_t r = 0; r < rows; ++r) {
-      float* row = hj + r * h;
-      for (int64_t o = 0; o < h; ++o) row[o] = std::max(row[o] + bj[o], 0.0f);
-    }
+    BiasRelu(hj, b1 + j * h, rows, h);
     float* oj = slot_out_e + j * rows * d;
     for (int64_t r = 0; r < rows; ++r) std::memcpy(oj + r * d, b2 + j * d, static_cast<size_t>(d) * 4);
     Gemm(false, false, rows, d, h, 1.0f, hj, h, w2 + j * h * d, d, 1.0f, oj, d);
@@ -599,9 +669,8 @@ float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need
     Gemm(true, false, h, d, rows, 1.0f, hj, h, gj, d, 0.0f, gw2 + j * h * d, d);
     ColumnSums(gj, rows, d, gb2 + j * d);
     Gemm(false, true, rows, h, d, 1.0f, gj, d, w2 + j * h * d, d, 0.0f, d_hidden, h);
-    for (int64_t k = 0; k < rows * h; ++k) d_hidden[k] = hj[k] > 0.0f ? d_hidden[k] : 0.0f;
+    ReluMaskColumnSums(d_hidden, hj, rows, h, gb1 + j * h);
     Gemm(true, false, d, h, rows, 1.0f, slot_in + j * rows * d, d, d_hidden, h, 0.0f, gw1 + j * d * h, h);
-    ColumnSums(d_hidden, rows, h, gb1 + j * h);
     Gemm(false, true, rows, d, h, 1.0f, d_hidden, h, w1 + j * d * h, h, 0.0f, gj, d);
   }
   if (noisy_) {
