@@ -126,18 +126,18 @@ TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64
   float g = cmax[0];
 #pragma omp simd reduction(max : g)
   for (int64_t c = 0; c < cols; ++c) g = g > cmax[c] ? g : cmax[c];
+  // One exp over the whole sample (a flat loop: no per-row scalar tails).
+  const int64_t count = rows * cols;
+  for (int64_t i = 0; i < count; ++i) dw[i] = ExpNonPositive(cw[i] - g);
   std::fill(csum, csum + cols, 0.0f);
   float low = 1.0f;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* __restrict row = cw + r * cols;
-    float* __restrict out = dw + r * cols;
+    const float* __restrict e = dw + r * cols;
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
     for (int64_t c = 0; c < cols; ++c) {
-      const float e = ExpNonPositive(row[c] - g);
-      out[c] = e;
-      csum[c] += e;
-      acc += e;
+      csum[c] += e[c];
+      acc += e[c];
     }
     rsum[r] = acc;
     low = std::min(low, acc);
@@ -563,13 +563,14 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   } else {
     SparseRoute(pass, x, dw, cw);
   }
-  // Slot inputs: per sample Dw^T X [S, D], then expert-major [n, B p, D].
-  float* temp = Scratch(pass, kTemp, static_cast<size_t>(batch * slots * d));
+  // Slot inputs: per sample Dw^T X [S, D], then expert-major [n, B p, D]
+  // (one expert: the same layout).
+  float* slot_in = Scratch(pass, kSlotIn, static_cast<size_t>(n * rows * d));
+  float* temp = n == 1 ? slot_in : Scratch(pass, kTemp, static_cast<size_t>(batch * slots * d));
   for (int64_t b = 0; b < batch; ++b) {
     Gemm(true, false, slots, d, t, 1.0f, dw + b * t * slots, slots, x + b * t * d, d, 0.0f, temp + b * slots * d, d);
   }
-  float* slot_in = Scratch(pass, kSlotIn, static_cast<size_t>(n * rows * d));
-  SampleToExpert(temp, batch, n, p * d, slot_in);
+  if (n > 1) SampleToExpert(temp, batch, n, p * d, slot_in);
   // First layer weights (noisy: mu + sigma eps_in eps_out^T).
   const float* w1;
   const float* b1;
@@ -599,7 +600,8 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   }
   // Experts: hidden = relu(slots W1 + b1), out = hidden W2 + b2.
   float* hidden = Scratch(pass, kHidden, static_cast<size_t>(n * rows * h));
-  float* slot_out_e = temp;  // [n, B p, D]
+  float* slot_out = Scratch(pass, kSlotOut, static_cast<size_t>(batch * slots * d));
+  float* slot_out_e = n == 1 ? slot_out : temp;  // [n, B p, D]
   const float* w2 = w2_->w(e);
   const float* b2 = b2_->w(e);
   for (int64_t j = 0; j < n; ++j) {
@@ -607,11 +609,12 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
     Gemm(false, false, rows, h, d, 1.0f, slot_in + j * rows * d, d, w1 + j * d * h, h, 0.0f, hj, h);
     BiasRelu(hj, b1 + j * h, rows, h);
     float* oj = slot_out_e + j * rows * d;
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(oj + r * d, b2 + j * d, static_cast<size_t>(d) * 4);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t o = 0; o < d; ++o) oj[r * d + o] = b2[j * d + o];
+    }
     Gemm(false, false, rows, d, h, 1.0f, hj, h, w2 + j * h * d, d, 1.0f, oj, d);
   }
-  float* slot_out = Scratch(pass, kSlotOut, static_cast<size_t>(batch * slots * d));
-  ExpertToSample(slot_out_e, batch, n, p * d, slot_out);
+  if (n > 1) ExpertToSample(slot_out_e, batch, n, p * d, slot_out);
   // Token outputs: per sample Cw [T, S] times the slot outputs [S, D].
   float* y = Scratch(pass, kOut, static_cast<size_t>(batch * t * d));
   for (int64_t b = 0; b < batch; ++b) {
@@ -646,14 +649,14 @@ float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need
   float* d_cw = grad;
   float* d_dw = grad + weights;  // SoftMoE dDw, or the sparse routers' d probs.
   float* d_slots = d_dw + std::max(weights, batch * t * std::max(n, d));
-  float* d_slots_e = d_slots + slot_count;
+  float* d_slots_e = n == 1 ? d_slots : d_slots + slot_count;  // One expert: the same layout.
   // Combine: y_b = Cw_b slot_out_b.
   for (int64_t b = 0; b < batch; ++b) {
     const float* gy = dy + b * t * d;
     Gemm(false, true, t, slots, d, 1.0f, gy, d, slot_out + b * slots * d, d, 0.0f, d_cw + b * t * slots, slots);
     Gemm(true, false, slots, d, t, 1.0f, cw + b * t * slots, slots, gy, d, 0.0f, d_slots + b * slots * d, d);
   }
-  SampleToExpert(d_slots, batch, n, p * d, d_slots_e);
+  if (n > 1) SampleToExpert(d_slots, batch, n, p * d, d_slots_e);
   // Experts, one at a time; d slot inputs overwrite d slot outputs in place.
   const bool noise_on = noisy_ && noise_enabled_[pass.context];
   const float* w1 = !noisy_ ? w1_->w(e) : noise_on ? Scratch(pass, kNoisyWeights, 0) : mu_w1_->w(e);
@@ -692,7 +695,7 @@ float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need
       std::fill(gsb, gsb + n * h, 0.0f);
     }
   }
-  ExpertToSample(d_slots_e, batch, n, p * d, d_slots);
+  if (n > 1) ExpertToSample(d_slots_e, batch, n, p * d, d_slots);
   // Dispatch: slot_in_b = Dw_b^T x_b: dx_b = Dw_b d_slots_b, dDw_b = x_b d_slots_b^T.
   float* dx = need_d_in ? Scratch(pass, kDx, static_cast<size_t>(batch * t * d)) : nullptr;
   for (int64_t b = 0; b < batch; ++b) {
