@@ -281,6 +281,38 @@ float* GatherSum::Backward(const Pass& pass, const float*, float* d_out, bool ne
 
 // ---------------------------------------------------------------------------
 
+const float* RowSum::Forward(const Pass& pass, const float* in) {
+  float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * width_));
+  for (int s = 0; s < pass.batch; ++s) {
+    float* ys = y + s * width_;
+    const float* x = in + s * rows_ * width_;
+    std::copy(x, x + width_, ys);
+    for (int64_t r = 1; r < rows_; ++r) {
+      const float* row = x + r * width_;
+      for (int64_t w = 0; w < width_; ++w) ys[w] += row[w];
+    }
+    if (scale_ != 1.0f) {
+      for (int64_t w = 0; w < width_; ++w) ys[w] *= scale_;
+    }
+  }
+  return y;
+}
+
+float* RowSum::Backward(const Pass& pass, const float*, float* d_out, bool need_d_in) {
+  if (!need_d_in) return nullptr;
+  float* dx = Scratch(pass, 1, static_cast<size_t>(pass.batch * rows_ * width_));
+  for (int s = 0; s < pass.batch; ++s) {
+    float* ds = d_out + s * width_;
+    if (scale_ != 1.0f) {
+      for (int64_t w = 0; w < width_; ++w) ds[w] *= scale_;
+    }
+    for (int64_t r = 0; r < rows_; ++r) std::copy(ds, ds + width_, dx + (s * rows_ + r) * width_);
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------
+
 const float* Relu::Forward(const Pass& pass, const float* in) {
   float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * size_));
   for (int64_t i = 0; i < pass.batch * size_; ++i) y[i] = std::max(in[i], 0.0f);

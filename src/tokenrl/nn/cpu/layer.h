@@ -214,9 +214,8 @@ class NoisyLinear : public Layer {
   std::vector<float> eps_in_[kContexts], eps_out_[kContexts];
 };
 
-// out[o] = scale[o] * sum_k in[index[o][k]] over fixed index lists: every
-// tokenizer (a permutation or an average pool of the channels-last map),
-// global average pooling and the tokenized mixers' sum / mean over tokens.
+// out[o] = scale[o] * sum_k in[index[o][k]] over fixed index lists: the
+// tokenizers (a permutation or an average pool of the channels-last map).
 class GatherSum : public Layer {
  public:
   // `sources[o]` lists the input positions summed into output o.
@@ -230,6 +229,22 @@ class GatherSum : public Layer {
   int64_t in_size_;
   std::vector<int32_t> offsets_, index_;  // CSR of the sources.
   std::vector<float> scales_;
+};
+
+// Per sample, in [rows, width] -> out[w] = scale * sum_r in[r, w]: global
+// average pooling over H'W' and the tokenized mixers' sum / mean over tokens.
+class RowSum : public Layer {
+ public:
+  RowSum(int members, int64_t rows, int64_t width, float scale)
+      : Layer(members), rows_(rows), width_(width), scale_(scale) {}
+  int64_t in_size() const override { return rows_ * width_; }
+  int64_t out_size() const override { return width_; }
+  const float* Forward(const Pass& pass, const float* in) override;
+  float* Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) override;
+
+ private:
+  int64_t rows_, width_;
+  float scale_;
 };
 
 // ReLU as its own layer (where it cannot be fused into the layer before).

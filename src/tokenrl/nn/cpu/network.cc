@@ -205,27 +205,14 @@ Network::Network(const NetworkConfig& config, const NetworkIo& io, uint64_t seed
     case MixerType::kTokenizedSum:
     case MixerType::kTokenizedMean: {
       trunk_.Add(std::make_unique<Linear>(mixer.Child("dense"), d_n, m.hidden_units, true, t_n));
-      Sources sources;
-      for (int64_t h = 0; h < m.hidden_units; ++h) {
-        std::vector<int32_t> list;
-        for (int64_t t = 0; t < t_n; ++t) list.push_back(static_cast<int32_t>(t * m.hidden_units + h));
-        sources.push_back(std::move(list));
-      }
       const float scale = m.type == MixerType::kTokenizedMean ? 1.0f / static_cast<float>(t_n) : 1.0f;
-      trunk_.Add(Gather(members, t_n * m.hidden_units, std::move(sources), scale));
+      trunk_.Add(std::make_unique<RowSum>(members, t_n, m.hidden_units, scale));
       break;
     }
-    case MixerType::kGap: {
-      Sources sources;
-      for (int c = 0; c < shapes_.feature_channels; ++c) {
-        std::vector<int32_t> list;
-        for (int64_t i = 0; i < hw; ++i) list.push_back(static_cast<int32_t>(i * shapes_.feature_channels + c));
-        sources.push_back(std::move(list));
-      }
-      trunk_.Add(Gather(members, map_size, std::move(sources), 1.0f / static_cast<float>(hw)));
+    case MixerType::kGap:
+      trunk_.Add(std::make_unique<RowSum>(members, hw, shapes_.feature_channels, 1.0f / static_cast<float>(hw)));
       trunk_.Add(std::make_unique<Linear>(mixer.Child("dense"), shapes_.feature_channels, m.hidden_units, true));
       break;
-    }
     case MixerType::kSoftMoe:
     case MixerType::kTokenChoice:
     case MixerType::kExpertChoice: {
