@@ -9,8 +9,9 @@
 #
 # Defaults: out/learning_check, 1000000 steps, variants baseline and
 # tokenized_sum_per_conv (configs/networks/), at MinAtar's DQN width (Dense 128,
-# Young & Tian 2019; experts of width 128). Needs a built tokenrl with the torch
-# backend (scripts/setup.sh). Runs are resumable: rerunning continues them.
+# Young & Tian 2019; experts of width 128), on the default learner backend (the
+# CPU engine; add e.g. LEARNER_BACKEND=torch to compare). Needs a built tokenrl
+# (scripts/setup.sh). Runs are resumable: rerunning continues them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${TOKENRL_BUILD_DIR:-build}
@@ -32,7 +33,7 @@ for variant in "${VARIANTS[@]}"; do
       --config "configs/networks/$variant.toml" --set env.name=minatar/breakout \
       --set network.mixer.hidden_units=128 --set network.mixer.expert_hidden_units=128 \
       --set schedule.total_env_steps="$STEPS" --set schedule.eval_every_env_steps=50000 \
-      --set schedule.eval_episodes=30 --out "$dir"
+      --set schedule.eval_episodes=30 --set learner.backend="${LEARNER_BACKEND:-auto}" --out "$dir"
   fi
   # Best evaluation return over the run (metrics.csv column 9: eval_return_mean).
   best=$(awk -F, 'NR > 1 && $9 != "" { if ($9 > best) best = $9 } END { printf "%.2f", best + 0 }' "$dir/metrics.csv")

@@ -33,7 +33,6 @@ inline void AddRun(const float* __restrict src, float* __restrict dst, int64_t n
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
 
-
 // y[r, o] = act(y[r, o] + b[o]) over rows x cols.
 template <bool kRelu>
 void AddBias(float* __restrict y, const float* __restrict b, int64_t rows, int64_t cols) {
