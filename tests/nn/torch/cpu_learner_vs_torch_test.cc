@@ -5,8 +5,9 @@
 // two learners must have the same parameters (names, shapes, initial values
 // bit for bit), and after each of three updates (with a target sync between)
 // the same Q-values, per-sample losses, losses, gradients and post-Adam
-// weights within 1e-5 relative (float32). A few Nature / Impala cases on
-// 84x84 frames cover the Atari encoders.
+// weights (criteria below), and at the end the same diagnostics (dormant
+// fractions and srank exactly, routing statistics within 1e-5). A few
+// Nature / Impala cases on 84x84 frames cover the Atari encoders.
 //
 // Criterion, per tensor, with err = ||cpu - torch||_2 / ||torch||_2:
 //  * per-sample losses and losses: err <= 1e-5;
@@ -240,6 +241,31 @@ void ExpectParity(const Case& c) {
     if (step == 1) {
       t.SyncTarget();
       k.SyncTarget();
+    }
+  }
+  // Diagnostics (dormant fractions, routing statistics, srank, norms) of
+  // the trained networks on the last batch.
+  const std::vector<double> taus{0.0, 0.025, 0.1};
+  auto dt = t.Diagnostics(obs, batch, taus);
+  auto dk = k.Diagnostics(obs, batch, taus);
+  ASSERT_TRUE(dt.ok() && dk.ok());
+  for (int e = 0; e < members; ++e) {
+    const MemberDiagnostics &a = (*dk)[e], &b = (*dt)[e];
+    EXPECT_EQ(a.penultimate_dormant, b.penultimate_dormant);
+    EXPECT_EQ(a.expert_dormant, b.expert_dormant);
+    EXPECT_EQ(a.feature_srank, b.feature_srank);
+    EXPECT_NEAR(a.parameter_norm, b.parameter_norm, 1e-5 * b.parameter_norm);
+    ASSERT_EQ(a.combine_share.size(), b.combine_share.size());
+    for (size_t j = 0; j < a.combine_share.size(); ++j) EXPECT_NEAR(a.combine_share[j], b.combine_share[j], 1e-5);
+    EXPECT_EQ(a.expert_load, b.expert_load);
+    for (auto [x, y] : {std::pair{a.dispatch_entropy, b.dispatch_entropy}, {a.combine_entropy, b.combine_entropy},
+                        {a.tokens_dropped, b.tokens_dropped}, {a.combine_similarity, b.combine_similarity},
+                        {a.slot_similarity, b.slot_similarity}}) {
+      if (std::isnan(y)) {
+        EXPECT_TRUE(std::isnan(x));
+      } else {
+        EXPECT_NEAR(x, y, 1e-5 * std::max(1.0, std::fabs(y)));
+      }
     }
   }
   std::cout << fmt::format("max relative error {} {} {}: q {:.1e} loss {:.1e} grad {:.1e} weights {:.1e} step {:.1e}\n",
