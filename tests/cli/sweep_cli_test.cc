@@ -4,7 +4,7 @@
 // directory is refused; a SIGKILLed driver is re-run without redoing finished
 // jobs; re-running skips done jobs; `sweep status` and `tokenrl report` read
 // the directory; and the Slurm backend runs on a real single-node Slurm
-// (tests/cli/slurm_local.sh). Needs the torch backend (skipped loudly without).
+// (tests/cli/slurm_local.sh). Runs on the built-in CPU engine (no torch needed).
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -38,7 +38,6 @@ const std::string kSrc = TOKENRL_SOURCE_DIR;
 using testing::RunShell;
 using testing::ShellResult;
 using testing::SpawnProcess;
-using testing::TokenrlHasTorchBackend;
 using testing::WaitProcess;
 
 // Children of `parent` (from /proc/*/stat).
@@ -86,7 +85,7 @@ std::string WriteSweep(const std::string& dir) {
 seeds = [0, 1]
 budget = 1200
 retries = 2
-set = ["learner.backend=torch", "learner.num_threads=1", "agent.min_replay_env_steps=400",
+set = ["learner.backend=cpu", "learner.num_threads=1", "agent.min_replay_env_steps=400",
        "agent.target_update_period_env_steps=400", "agent.replay.capacity=5000",
        "schedule.eval_every_env_steps=800", "schedule.eval_episodes=2", "schedule.eval_max_episode_steps=300",
        "schedule.log_every_env_steps=200", "schedule.checkpoint_every_env_steps=200"]
@@ -131,7 +130,6 @@ TEST(SweepCliTest, DryRunPrintsCellsAndCost) {
 }
 
 TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
-  if (!TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   const std::string root = ::testing::TempDir() + "/sweep_cli_" + std::to_string(getpid());
   fs::remove_all(root);
   fs::create_directories(root);
@@ -243,7 +241,6 @@ bool HaveSlurm() {
 }
 
 TEST(SweepCliTest, SlurmBackendOnARealLocalSlurm) {
-  if (!TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   if (!HaveSlurm()) {
     std::printf("\n*** SKIPPED: slurm not installed (apt-get install slurmctld slurmd slurm-client munge) ***\n\n");
     GTEST_SKIP() << "SKIPPED: slurm not installed";

@@ -1,7 +1,7 @@
 // Exact resume after SIGKILL (issue 4): a training run killed at a random
 // moment and resumed with `tokenrl train --resume` writes a metrics.csv
-// byte-identical to the same run left alone. Needs the torch backend in the
-// binary; skipped (loudly) without it.
+// byte-identical to the same run left alone, on the default learner backend
+// (the built-in CPU engine).
 
 #include <signal.h>
 #include <unistd.h>
@@ -46,7 +46,6 @@ using testing::SpawnProcess;
 using testing::WaitProcess;
 
 TEST(TrainKillTest, ResumeAfterSigkillIsByteIdentical) {
-  if (!testing::TokenrlHasTorchBackend()) GTEST_SKIP() << "SKIPPED: tokenrl was built without the torch learner backend";
   const std::string root = ::testing::TempDir() + "/train_kill_" + std::to_string(getpid());
   std::filesystem::remove_all(root);
   const std::string a = root + "/uninterrupted", b = root + "/killed";

@@ -55,10 +55,4 @@ inline int WaitProcess(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Whether the tested `tokenrl` binary has the torch learner backend.
-inline bool TokenrlHasTorchBackend() {
-  return RunShell(std::string(TOKENRL_BINARY) + " version").output.find("libtorch backend: libtorch") !=
-         std::string::npos;
-}
-
 }  // namespace tokenrl::testing
