@@ -228,6 +228,11 @@ TOKENRL_VECTOR_CLONES void ReluMaskColumnSums(float* __restrict g, const float* 
   }
 }
 
+// y += a x (length n).
+TOKENRL_VECTOR_CLONES void AddScaled(float a, const float* __restrict x, int64_t n, float* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 // [B, n, p, R] (sample-major) <-> [n, B, p, R] (expert-major).
 void SampleToExpert(const float* in, int64_t batch, int64_t experts, int64_t block, float* out) {
   for (int64_t b = 0; b < batch; ++b) {
@@ -367,8 +372,11 @@ void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* c
   RowSoftmax(probs, rows, n);
   std::fill(dw, dw + rows * slots, 0.0f);
   std::fill(cw, cw + rows * slots, 0.0f);
+  if (st.slot_token.size() < static_cast<size_t>(batch * slots)) st.slot_token.resize(static_cast<size_t>(batch * slots));
+  int32_t* slot_token = st.slot_token.data();
   int32_t* index = st.index.data();
   if (type_ == MixerType::kTokenChoice) {
+    std::fill(slot_token, slot_token + batch * slots, -1);
     for (int64_t b = 0; b < batch; ++b) {
       std::fill(index, index + n, 0);  // Tokens that chose each expert so far.
       for (int64_t i = 0; i < t; ++i) {
@@ -382,6 +390,7 @@ void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* c
         if (position < p) {
           dw[r * slots + choice * p + position] = 1.0f;
           cw[r * slots + choice * p + position] = pr[choice];
+          slot_token[b * slots + choice * p + position] = static_cast<int32_t>(i);
         }
       }
     }
@@ -419,6 +428,7 @@ void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* c
         const int64_t r = b * t + index[k];
         dw[r * slots + j * p + k] = 1.0f;
         cw[r * slots + j * p + k] = pb[index[k] * n + j];
+        slot_token[b * slots + j * p + k] = index[k];
       }
     }
   }
@@ -490,22 +500,9 @@ void MoeLayer::SoftRouteBackward(const Pass& pass, const float* x, float* d_dw, 
   }
 }
 
-void MoeLayer::SparseRouteBackward(const Pass& pass, const float* x, const float* d_cw, float* dprobs, float* dx) {
-  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, p = slots_, slots = n * p, rows = batch * t;
-  const State& st = state(pass);
-  const float* dw = st.dispatch;
+void MoeLayer::SparseRouteBackward(const Pass& pass, const float* x, float* dprobs, float* dx) {
+  const int64_t batch = pass.batch, t = tokens_, d = dim_, n = experts_, rows = batch * t;
   const float* probs = Scratch(pass, kRouter, 0);
-  // Cw = Dw * prob (token choice: the gate is the chosen expert's
-  // probability, Dw is 0 elsewhere): d prob[i, j] = sum_k dCw Dw.
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = d_cw + r * slots;
-    const float* w = dw + r * slots;
-    for (int64_t j = 0; j < n; ++j) {
-      float sum = 0.0f;
-      for (int64_t k = 0; k < p; ++k) sum += g[j * p + k] * w[j * p + k];
-      dprobs[r * n + j] = sum;
-    }
-  }
   if (type_ == MixerType::kTokenChoice && balance_weight_ > 0.0) {
     // aux = w / B sum_b V_b / m_b^2 with I = sum_i probs, m = mean(I),
     // V = mean((I - m)^2): dI_j = c (2 (I_j - m) / (n m^2)) + (1 / n) dm,
@@ -567,8 +564,26 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   // (one expert: the same layout).
   float* slot_in = Scratch(pass, kSlotIn, static_cast<size_t>(n * rows * d));
   float* temp = n == 1 ? slot_in : Scratch(pass, kTemp, static_cast<size_t>(batch * slots * d));
-  for (int64_t b = 0; b < batch; ++b) {
-    Gemm(true, false, slots, d, t, 1.0f, dw + b * t * slots, slots, x + b * t * d, d, 0.0f, temp + b * slots * d, d);
+  const bool soft = type_ == MixerType::kSoftMoe;
+  if (soft) {
+    for (int64_t b = 0; b < batch; ++b) {
+      Gemm(true, false, slots, d, t, 1.0f, dw + b * t * slots, slots, x + b * t * d, d, 0.0f, temp + b * slots * d,
+           d);
+    }
+  } else {
+    // 0/1 dispatch: gather each slot's token (zeros for an empty slot).
+    const int32_t* slot_token = st.slot_token.data();
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t s = 0; s < slots; ++s) {
+        float* out = temp + (b * slots + s) * d;
+        const int32_t tk = slot_token[b * slots + s];
+        if (tk < 0) {
+          std::fill(out, out + d, 0.0f);
+        } else {
+          std::copy(x + (b * t + tk) * d, x + (b * t + tk + 1) * d, out);
+        }
+      }
+    }
   }
   if (n > 1) SampleToExpert(temp, batch, n, p * d, slot_in);
   // First layer weights (noisy: mu + sigma eps_in eps_out^T).
@@ -617,9 +632,23 @@ const float* MoeLayer::Forward(const Pass& pass, const float* x) {
   if (n > 1) ExpertToSample(slot_out_e, batch, n, p * d, slot_out);
   // Token outputs: per sample Cw [T, S] times the slot outputs [S, D].
   float* y = Scratch(pass, kOut, static_cast<size_t>(batch * t * d));
-  for (int64_t b = 0; b < batch; ++b) {
-    Gemm(false, false, t, d, slots, 1.0f, cw + b * t * slots, slots, slot_out + b * slots * d, d, 0.0f, y + b * t * d,
-         d);
+  if (soft) {
+    for (int64_t b = 0; b < batch; ++b) {
+      Gemm(false, false, t, d, slots, 1.0f, cw + b * t * slots, slots, slot_out + b * slots * d, d, 0.0f,
+           y + b * t * d, d);
+    }
+  } else {
+    // Sparse combine: each filled slot adds gate * its output to its token.
+    const int32_t* slot_token = st.slot_token.data();
+    std::fill(y, y + batch * t * d, 0.0f);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t s = 0; s < slots; ++s) {
+        const int32_t tk = slot_token[b * slots + s];
+        if (tk < 0) continue;
+        const int64_t r = b * t + tk;
+        AddScaled(cw[r * slots + s], slot_out + (b * slots + s) * d, d, y + r * d);
+      }
+    }
   }
   st.batch = pass.batch;
   st.dispatch = dw;
@@ -651,10 +680,39 @@ float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need
   float* d_slots = d_dw + std::max(weights, batch * t * std::max(n, d));
   float* d_slots_e = n == 1 ? d_slots : d_slots + slot_count;  // One expert: the same layout.
   // Combine: y_b = Cw_b slot_out_b.
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* gy = dy + b * t * d;
-    Gemm(false, true, t, slots, d, 1.0f, gy, d, slot_out + b * slots * d, d, 0.0f, d_cw + b * t * slots, slots);
-    Gemm(true, false, slots, d, t, 1.0f, cw + b * t * slots, slots, gy, d, 0.0f, d_slots + b * slots * d, d);
+  const int32_t* slot_token = st.slot_token.data();
+  if (soft) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* gy = dy + b * t * d;
+      Gemm(false, true, t, slots, d, 1.0f, gy, d, slot_out + b * slots * d, d, 0.0f, d_cw + b * t * slots, slots);
+      Gemm(true, false, slots, d, t, 1.0f, cw + b * t * slots, slots, gy, d, 0.0f, d_slots + b * slots * d, d);
+    }
+  } else {
+    // Sparse: Cw = Dw * prob, Dw 0/1 with one token per filled slot, so
+    // d slot = gate * dy[token] and d prob[token, j] = sum over the slots of
+    // expert j holding token of <dy[token], slot out> (into d_dw [B T, n]).
+    float* dprobs = d_dw;
+    std::fill(dprobs, dprobs + batch * t * n, 0.0f);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t s = 0; s < slots; ++s) {
+        float* gs = d_slots + (b * slots + s) * d;
+        const int32_t tk = slot_token[b * slots + s];
+        if (tk < 0) {
+          std::fill(gs, gs + d, 0.0f);
+          continue;
+        }
+        const int64_t r = b * t + tk;
+        const float* gy = dy + r * d;
+        const float* so = slot_out + (b * slots + s) * d;
+        const float gate = cw[r * slots + s];
+        float dot = 0.0f;
+        for (int64_t k = 0; k < d; ++k) {
+          dot += gy[k] * so[k];
+          gs[k] = gate * gy[k];
+        }
+        dprobs[r * n + s / p] += dot;
+      }
+    }
   }
   if (n > 1) SampleToExpert(d_slots, batch, n, p * d, d_slots_e);
   // Experts, one at a time; d slot inputs overwrite d slot outputs in place.
@@ -698,15 +756,27 @@ float* MoeLayer::Backward(const Pass& pass, const float* x, float* dy, bool need
   if (n > 1) ExpertToSample(d_slots_e, batch, n, p * d, d_slots);
   // Dispatch: slot_in_b = Dw_b^T x_b: dx_b = Dw_b d_slots_b, dDw_b = x_b d_slots_b^T.
   float* dx = need_d_in ? Scratch(pass, kDx, static_cast<size_t>(batch * t * d)) : nullptr;
-  for (int64_t b = 0; b < batch; ++b) {
-    const float* gs = d_slots + b * slots * d;
-    if (dx != nullptr) Gemm(false, false, t, d, slots, 1.0f, dw + b * t * slots, slots, gs, d, 0.0f, dx + b * t * d, d);
-    if (soft) Gemm(false, true, t, slots, d, 1.0f, x + b * t * d, d, gs, d, 0.0f, d_dw + b * t * slots, slots);
-  }
   if (soft) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* gs = d_slots + b * slots * d;
+      if (dx != nullptr) {
+        Gemm(false, false, t, d, slots, 1.0f, dw + b * t * slots, slots, gs, d, 0.0f, dx + b * t * d, d);
+      }
+      Gemm(false, true, t, slots, d, 1.0f, x + b * t * d, d, gs, d, 0.0f, d_dw + b * t * slots, slots);
+    }
     SoftRouteBackward(pass, x, d_dw, d_cw, dx);
   } else {
-    SparseRouteBackward(pass, x, d_cw, d_dw, dx);
+    if (dx != nullptr) {
+      // 0/1 dispatch: scatter-add each filled slot's gradient to its token.
+      std::fill(dx, dx + batch * t * d, 0.0f);
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t s = 0; s < slots; ++s) {
+          const int32_t tk = slot_token[b * slots + s];
+          if (tk >= 0) AddScaled(1.0f, d_slots + (b * slots + s) * d, d, dx + (b * t + tk) * d);
+        }
+      }
+    }
+    SparseRouteBackward(pass, x, d_dw, dx);
   }
   return dx;
 }

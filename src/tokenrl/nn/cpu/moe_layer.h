@@ -72,6 +72,8 @@ class MoeLayer : public Layer {
     const float* combine = nullptr;
     const float* hidden = nullptr;   // [n, B p, H], expert-major
     std::vector<int32_t> index;      // routing scratch, max(T, n)
+    // Sparse routers: the token of each slot [B, S] (-1: empty), grow-only.
+    std::vector<int32_t> slot_token;
     std::vector<float> hidden_view;  // expert_hidden's sample-major copy (grow-only)
     bool hidden_view_valid = false;
   };
@@ -88,7 +90,8 @@ class MoeLayer : public Layer {
   // scratch dprobs [B T, n]), writes the router's
   // parameter gradients and, when dx is not null, adds the input gradient.
   void SoftRouteBackward(const Pass& pass, const float* x, float* d_dw, float* d_cw, float* dx);
-  void SparseRouteBackward(const Pass& pass, const float* x, const float* d_cw, float* dprobs, float* dx);
+  // Sparse: dprobs [B T, n] holds d probabilities from the combine weights.
+  void SparseRouteBackward(const Pass& pass, const float* x, float* dprobs, float* dx);
 
   MixerType type_;
   bool normalize_, noisy_;
