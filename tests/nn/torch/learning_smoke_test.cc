@@ -1,6 +1,7 @@
 // Learning smoke test (the default suite's check that training works end to
 // end on the torch backend): DQN with the flatten network on MinAtar Breakout
-// for 15k env steps (~6 s). The random policy returns about 0.5 per episode
+// for 15k env steps (~6 s). tests/runner/learning_smoke_test.cc runs the
+// same on the CPU engine. The random policy returns about 0.5 per episode
 // (minatar_spec.md 7.3); the trained agent must clearly beat it. The full
 // learning check (return >= 5 within 1M steps) is bench/learning_check.sh.
 
@@ -22,7 +23,7 @@ TEST(LearningSmokeTest, DqnBeatsRandomOnMinatarBreakout) {
   auto config = config::Load<TrainConfig>(
       {std::string(TOKENRL_SOURCE_DIR) + "/configs/train/minatar_breakout_quick.toml"},
       {"schedule.total_env_steps=15000", "schedule.eval_every_env_steps=15000", "schedule.eval_episodes=20",
-       "schedule.checkpoint_every_env_steps=15000", "agent.epsilon_decay_env_steps=10000"});
+       "schedule.checkpoint_every_env_steps=15000", "agent.epsilon_decay_env_steps=10000", "learner.backend=torch"});
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   const std::string out = ::testing::TempDir() + "/learning_smoke_" + std::to_string(::getpid());
   std::filesystem::remove_all(out);
