@@ -295,7 +295,10 @@ MoeLayer::MoeLayer(const NetworkConfig& config, const NetworkShapes& shapes, con
   w2_ = output_scope.Make("weight", {n, h, d}, Xavier(static_cast<double>(h), static_cast<double>(d)));
   b2_ = output_scope.Make("bias", {n, 1, d}, Constant(0.0));
   states_.resize(static_cast<size_t>(kContexts * members()));
-  for (State& s : states_) s.index.resize(static_cast<size_t>(std::max(tokens_, experts_)));
+  for (State& s : states_) {
+    s.index.resize(static_cast<size_t>(std::max(tokens_, experts_)));
+    s.keys.resize(static_cast<size_t>(tokens_));
+  }
 }
 
 void MoeLayer::DrawNoise(NoiseStream& noise, int context, bool enabled) {
@@ -416,19 +419,28 @@ void MoeLayer::SparseRoute(const Pass& pass, const float* x, float* dw, float* c
   }
   // Expert choice: expert j takes its p most probable tokens (stable
   // descending order: ties to the lower token index).
+  // Sort keys: probabilities are >= 0, so their bit patterns order as they
+  // do; key = (~bits) << 32 | token sorts ascending as (probability
+  // descending, token ascending).
+  uint64_t* keys = st.keys.data();
   for (int64_t b = 0; b < batch; ++b) {
     const float* pb = probs + b * t * n;
     for (int64_t j = 0; j < n; ++j) {
-      for (int64_t i = 0; i < t; ++i) index[i] = static_cast<int32_t>(i);
-      std::partial_sort(index, index + p, index + t, [pb, n, j](int32_t u, int32_t v) {
-        const float a = pb[u * n + j], c = pb[v * n + j];
-        return a > c || (a == c && u < v);
-      });
+      for (int64_t i = 0; i < t; ++i) {
+        const uint32_t bits = ~std::bit_cast<uint32_t>(pb[i * n + j]);
+        keys[i] = (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(i);
+      }
+      if (p < t) {
+        std::partial_sort(keys, keys + p, keys + t);
+      } else {
+        std::sort(keys, keys + t);
+      }
       for (int64_t k = 0; k < p; ++k) {
-        const int64_t r = b * t + index[k];
+        const int32_t token = static_cast<int32_t>(keys[k] & 0xffffffffu);
+        const int64_t r = b * t + token;
         dw[r * slots + j * p + k] = 1.0f;
-        cw[r * slots + j * p + k] = pb[index[k] * n + j];
-        slot_token[b * slots + j * p + k] = index[k];
+        cw[r * slots + j * p + k] = pb[token * n + j];
+        slot_token[b * slots + j * p + k] = token;
       }
     }
   }

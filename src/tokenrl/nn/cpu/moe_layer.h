@@ -72,6 +72,7 @@ class MoeLayer : public Layer {
     const float* combine = nullptr;
     const float* hidden = nullptr;   // [n, B p, H], expert-major
     std::vector<int32_t> index;      // routing scratch, max(T, n)
+    std::vector<uint64_t> keys;      // expert choice sort keys, T
     // Sparse routers: the token of each slot [B, S] (-1: empty), grow-only.
     std::vector<int32_t> slot_token;
     std::vector<float> hidden_view;  // expert_hidden's sample-major copy (grow-only)
