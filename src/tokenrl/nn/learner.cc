@@ -79,6 +79,37 @@ Status Learner::ResetOptimizerStateRange(const std::string& name, int member, in
   return Status::NotFound(fmt::format("no parameter named \"{}\"", name));
 }
 
+Status ValidateUpdateBatch(const UpdateBatch& batch, int members, const NetworkIo& io) {
+  const int b = batch.batch_size;
+  if (b < 1) return Status::InvalidArgument(fmt::format("batch_size must be >= 1, got {}", b));
+  const size_t rows = static_cast<size_t>(members) * b;
+  const size_t obs_size = rows * io.channels * io.height * io.width;
+  auto check = [](std::string_view what, size_t got, size_t want) {
+    return got == want
+               ? Status::Ok()
+               : Status::InvalidArgument(fmt::format("update batch: {} has {} values, expected {}", what, got, want));
+  };
+  TOKENRL_RETURN_IF_ERROR(check("observations", batch.observations.size(), obs_size));
+  TOKENRL_RETURN_IF_ERROR(check("next_observations", batch.next_observations.size(), obs_size));
+  TOKENRL_RETURN_IF_ERROR(check("actions", batch.actions.size(), rows));
+  TOKENRL_RETURN_IF_ERROR(check("returns", batch.returns.size(), rows));
+  TOKENRL_RETURN_IF_ERROR(check("discounts", batch.discounts.size(), rows));
+  if (!batch.weights.empty()) TOKENRL_RETURN_IF_ERROR(check("weights", batch.weights.size(), rows));
+  for (size_t i = 0; i < rows; ++i) {
+    if (batch.actions[i] < 0 || batch.actions[i] >= io.num_actions) {
+      return Status::InvalidArgument(
+          fmt::format("update batch: action {} at index {} is outside [0, {})", batch.actions[i], i, io.num_actions));
+    }
+  }
+  return Status::Ok();
+}
+
+std::string LearnerFingerprint(const NetworkConfig& network, const NetworkIo& io, int members) {
+  NetworkConfig copy = network;  // ToToml takes a mutable reference.
+  return fmt::format("{}\nio = [{}, {}, {}], actions = {}, input_scale = {}\nmembers = {}\n", config::ToToml(copy),
+                     io.channels, io.height, io.width, io.num_actions, io.input_scale, members);
+}
+
 StatusOr<std::vector<MemberDiagnostics>> Learner::Diagnostics(std::span<const uint8_t>, int,
                                                               const std::vector<double>&) {
   return Status::InvalidArgument("this learner backend does not implement Diagnostics");

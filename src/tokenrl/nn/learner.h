@@ -198,6 +198,15 @@ class Learner {
   virtual Status Load(ByteReader& reader) = 0;
 };
 
+// Helpers shared by the backends.
+// InvalidArgument unless every span of `batch` has the size E = members
+// rows of B = batch.batch_size (observations [E, B, C, H, W]) and every action
+// is in [0, io.num_actions).
+Status ValidateUpdateBatch(const UpdateBatch& batch, int members, const NetworkIo& io);
+// What a checkpoint must agree on to be loadable: the network config, the
+// observation/action shapes and the member count, as text.
+std::string LearnerFingerprint(const NetworkConfig& network, const NetworkIo& io, int members);
+
 using LearnerFactory = std::function<StatusOr<std::unique_ptr<Learner>>(
     const NetworkConfig&, const LearnerConfig&, const NetworkIo&, int members)>;
 

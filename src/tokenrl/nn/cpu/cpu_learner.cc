@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <limits>
-#include <mutex>
-#include <thread>
 
+#include "tokenrl/core/thread_pool.h"
 #include "tokenrl/nn/cpu/blas.h"
 #include "tokenrl/nn/cpu/moe_layer.h"
 #include "tokenrl/nn/diagnostics.h"
@@ -20,88 +19,13 @@ extern "C" void dgesvd_(const char* jobu, const char* jobvt, const int* m, const
 
 namespace tokenrl::nn::cpu {
 
-// Runs fn(e) for members 0..E-1, member e on thread e mod threads (the calling
-// thread is thread 0). Workers persist; a call allocates nothing.
-class MemberPool {
- public:
-  explicit MemberPool(int threads) : threads_(std::max(1, threads)) {
-    for (int t = 1; t < threads_; ++t) workers_.emplace_back([this, t] { Work(t); });
-  }
-  ~MemberPool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    for (std::thread& w : workers_) w.join();
-  }
-
-  template <typename Fn>
-  void Run(int members, Fn& fn) {
-    if (threads_ == 1 || members == 1) {
-      for (int e = 0; e < members; ++e) fn(e);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      task_ = [](void* f, int e) { (*static_cast<Fn*>(f))(e); };
-      context_ = &fn;
-      members_ = members;
-      pending_ = threads_ - 1;
-      ++generation_;
-    }
-    wake_.notify_all();
-    for (int e = 0; e < members; e += threads_) fn(e);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-  }
-
- private:
-  void Work(int t) {
-    uint64_t seen = 0;
-    for (;;) {
-      void (*task)(void*, int);
-      void* context;
-      int members;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        task = task_;
-        context = context_;
-        members = members_;
-      }
-      for (int e = t; e < members; e += threads_) task(context, e);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (--pending_ == 0) done_.notify_one();
-      }
-    }
-  }
-
-  int threads_;
-  std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  bool stop_ = false;
-  uint64_t generation_ = 0;
-  void (*task_)(void*, int) = nullptr;
-  void* context_ = nullptr;
-  int members_ = 0;
-  int pending_ = 0;
-};
-
 namespace {
 
 constexpr std::string_view kMagic = "tokenrl.cpu_learner";
 constexpr uint32_t kFormatVersion = 1;
 
 std::string Fingerprint(const NetworkConfig& network, const NetworkIo& io, int members, int64_t seed) {
-  NetworkConfig copy = network;  // ToToml takes a mutable reference.
-  std::string text = fmt::format("{}\nio = [{}, {}, {}], actions = {}, input_scale = {}\nmembers = {}\n",
-                                 config::ToToml(copy), io.channels, io.height, io.width, io.num_actions,
-                                 io.input_scale, members);
+  std::string text = LearnerFingerprint(network, io, members);
   // The shuffled tokenizer's permutation derives from the learner seed.
   if (network.tokenizer.type == TokenizerType::kShuffled) text += fmt::format("permutation seed = {}\n", seed);
   return text;
@@ -147,7 +71,7 @@ CpuLearner::CpuLearner(const NetworkConfig& network, const LearnerConfig& config
   }
   d_raw_.resize(static_cast<size_t>(members));
   SetBlasThreads(1);
-  pool_ = std::make_unique<MemberPool>(static_cast<int>(std::min<int64_t>(config.num_threads, members)));
+  pool_ = std::make_unique<ThreadPool>(static_cast<int>(std::min<int64_t>(config.num_threads, members)));
   SyncTarget();
 }
 
@@ -170,6 +94,12 @@ StatusOr<std::unique_ptr<Learner>> CpuLearner::Create(const NetworkConfig& netwo
   return std::unique_ptr<Learner>(new CpuLearner(network, config, io, members));
 }
 
+template <typename Fn>
+void CpuLearner::RunMembers(Fn& fn) {
+  // A std::function holding a reference_wrapper never allocates.
+  pool_->ParallelFor(members_, std::function<void(int)>(std::ref(fn)));
+}
+
 // ---------------------------------------------------------------------------
 // Acting.
 
@@ -183,7 +113,7 @@ void CpuLearner::Infer(std::span<const uint8_t> observations, int n, bool noise,
     const Pass pass{e, kInferenceContext, n};
     fn(e, online_->Forward(pass, observations.data() + static_cast<size_t>(e) * n * obs_size_));
   };
-  pool_->Run(members_, task);
+  RunMembers(task);
 }
 
 void CpuLearner::QValues(std::span<const uint8_t> observations, int n, bool noise, std::span<float> q_values) {
@@ -208,26 +138,9 @@ void CpuLearner::GreedyActions(std::span<const uint8_t> observations, int n, boo
 
 Status CpuLearner::Update(const UpdateBatch& batch, UpdateResult& result) {
   // Validation first: nothing changes on a bad batch.
+  TOKENRL_RETURN_IF_ERROR(ValidateUpdateBatch(batch, members_, io_));
   const int b = batch.batch_size;
-  if (b < 1) return Status::InvalidArgument(fmt::format("batch_size must be >= 1, got {}", b));
   const size_t rows = static_cast<size_t>(members_) * b;
-  auto check = [](std::string_view what, size_t got, size_t want) {
-    return got == want
-               ? Status::Ok()
-               : Status::InvalidArgument(fmt::format("update batch: {} has {} values, expected {}", what, got, want));
-  };
-  TOKENRL_RETURN_IF_ERROR(check("observations", batch.observations.size(), rows * obs_size_));
-  TOKENRL_RETURN_IF_ERROR(check("next_observations", batch.next_observations.size(), rows * obs_size_));
-  TOKENRL_RETURN_IF_ERROR(check("actions", batch.actions.size(), rows));
-  TOKENRL_RETURN_IF_ERROR(check("returns", batch.returns.size(), rows));
-  TOKENRL_RETURN_IF_ERROR(check("discounts", batch.discounts.size(), rows));
-  if (!batch.weights.empty()) TOKENRL_RETURN_IF_ERROR(check("weights", batch.weights.size(), rows));
-  for (size_t i = 0; i < rows; ++i) {
-    if (batch.actions[i] < 0 || batch.actions[i] >= io_.num_actions) {
-      return Status::InvalidArgument(
-          fmt::format("update batch: action {} at index {} is outside [0, {})", batch.actions[i], i, io_.num_actions));
-    }
-  }
 
   // Noise for every member, serially, in the torch backend's order.
   online_->DrawNoise(kTrainContext, true);
@@ -242,7 +155,7 @@ Status CpuLearner::Update(const UpdateBatch& batch, UpdateResult& result) {
     UpdateMember(e, batch, result.per_sample_loss.data() + static_cast<size_t>(e) * b, &result.loss[e],
                  &result.q_mean[e]);
   };
-  pool_->Run(members_, task);
+  RunMembers(task);
   return Status::Ok();
 }
 

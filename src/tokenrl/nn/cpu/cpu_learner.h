@@ -23,9 +23,12 @@
 #include "tokenrl/nn/cpu/network.h"
 #include "tokenrl/nn/learner.h"
 
+namespace tokenrl {
+class ThreadPool;
+}
+
 namespace tokenrl::nn::cpu {
 
-class MemberPool;
 
 class CpuLearner : public Learner {
  public:
@@ -64,11 +67,12 @@ class CpuLearner : public Learner {
   int64_t adam_step() const { return adam_step_; }
 
  private:
-  struct MemberResult;
   // Member e's whole update (passes, loss, backward, Adam).
   void UpdateMember(int e, const UpdateBatch& batch, float* per_sample, float* loss, float* q_mean);
   void AdamMember(int e, float step_size, float sqrt_bias2);
   // Inference passes of every member in context 1; fn(e, q) sees member e's Q [n, A].
+  template <typename Fn>
+  void RunMembers(Fn& fn);  // fn(e) for every member, on the pool.
   template <typename Fn>
   void Infer(std::span<const uint8_t> observations, int n, bool noise, Fn&& fn);
   Param* FindParameter(const std::string& name, int member, Status& status) const;
@@ -81,7 +85,7 @@ class CpuLearner : public Learner {
   std::unique_ptr<Network> online_, target_;
   std::vector<std::vector<float>> adam_m_, adam_v_;  // per parameter [E, numel]
   int64_t adam_step_ = 0;
-  std::unique_ptr<MemberPool> pool_;
+  std::unique_ptr<ThreadPool> pool_;  // Member e runs on thread e mod threads.
   // Per-member loss scratch: [B, raw size] head-output gradient.
   std::vector<std::vector<float>> d_raw_;
 };

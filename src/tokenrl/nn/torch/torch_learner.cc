@@ -28,14 +28,6 @@ namespace {
 constexpr std::string_view kMagic = "tokenrl.torch_learner";
 constexpr uint32_t kFormatVersion = 1;
 
-// Everything a checkpoint must agree on to be loadable: the network config,
-// the observation/action shapes and the member count.
-std::string Fingerprint(const NetworkConfig& network, const NetworkIo& io, int members) {
-  NetworkConfig copy = network;  // ToToml takes a mutable reference.
-  return fmt::format("{}\nio = [{}, {}, {}], actions = {}, input_scale = {}\nmembers = {}\n", config::ToToml(copy),
-                     io.channels, io.height, io.width, io.num_actions, io.input_scale, members);
-}
-
 // Sets libtorch's intra-op threads and, where libtorch calls an external
 // OpenBLAS (Debian's libtorch goes through the generic libblas.so.3), that
 // library's own thread pool too: torch::set_num_threads does not reach it, and
@@ -238,28 +230,7 @@ void TorchLearner::GreedyActions(std::span<const uint8_t> observations, int n, b
 
 Status TorchLearner::Update(const UpdateBatch& batch, UpdateResult& result) {
   // Validation first: nothing changes on a bad batch.
-  const int b = batch.batch_size;
-  if (b < 1) return Status::InvalidArgument(fmt::format("batch_size must be >= 1, got {}", b));
-  const size_t rows = static_cast<size_t>(members_) * b;
-  const size_t obs_size = rows * io_.channels * io_.height * io_.width;
-  auto check = [](std::string_view what, size_t got, size_t want) {
-    return got == want
-               ? Status::Ok()
-               : Status::InvalidArgument(fmt::format("update batch: {} has {} values, expected {}", what, got, want));
-  };
-  TOKENRL_RETURN_IF_ERROR(check("observations", batch.observations.size(), obs_size));
-  TOKENRL_RETURN_IF_ERROR(check("next_observations", batch.next_observations.size(), obs_size));
-  TOKENRL_RETURN_IF_ERROR(check("actions", batch.actions.size(), rows));
-  TOKENRL_RETURN_IF_ERROR(check("returns", batch.returns.size(), rows));
-  TOKENRL_RETURN_IF_ERROR(check("discounts", batch.discounts.size(), rows));
-  if (!batch.weights.empty()) TOKENRL_RETURN_IF_ERROR(check("weights", batch.weights.size(), rows));
-  for (size_t i = 0; i < rows; ++i) {
-    if (batch.actions[i] < 0 || batch.actions[i] >= io_.num_actions) {
-      return Status::InvalidArgument(
-          fmt::format("update batch: action {} at index {} is outside [0, {})", batch.actions[i], i, io_.num_actions));
-    }
-  }
-
+  TOKENRL_RETURN_IF_ERROR(ValidateUpdateBatch(batch, members_, io_));
   try {
     Step(batch, result);
   } catch (const std::exception& e) {  // E.g. a CUDA out-of-memory error.
@@ -567,7 +538,7 @@ void TorchLearner::Save(ByteWriter& writer) const {
   auto* self = const_cast<TorchLearner*>(this);  // named_parameters() is not const on the holder.
   writer.WriteString(kMagic);
   writer.Write<uint32_t>(kFormatVersion);
-  writer.WriteString(Fingerprint(network_, io_, members_));
+  writer.WriteString(LearnerFingerprint(network_, io_, members_));
   writer.Write<int64_t>(adam_step_);
   const std::vector<StateTensor> tensors = StateTensors(self->online_, self->target_, names_, adam_m_, adam_v_);
   writer.Write<uint64_t>(tensors.size());
@@ -590,7 +561,7 @@ Status TorchLearner::Load(ByteReader& reader) {
   if (!reader.ReadString(fingerprint) || !reader.Read(step) || !reader.Read(count)) {
     return Status::Corruption("torch learner state: truncated header");
   }
-  if (fingerprint != Fingerprint(network_, io_, members_)) {
+  if (fingerprint != LearnerFingerprint(network_, io_, members_)) {
     return Status::Corruption(fmt::format(
         "torch learner state: saved for a different network, observation shape or member count:\n{}", fingerprint));
   }
