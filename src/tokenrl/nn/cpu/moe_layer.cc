@@ -118,16 +118,13 @@ TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64
   float* __restrict cmax = stats;
   float* __restrict csum = stats + cols;
   float* __restrict rsum = stats + 2 * cols;
-  std::copy(cw, cw + cols, cmax);
-  for (int64_t r = 1; r < rows; ++r) {
-    const float* __restrict row = cw + r * cols;
-    for (int64_t c = 0; c < cols; ++c) cmax[c] = cmax[c] > row[c] ? cmax[c] : row[c];
-  }
-  float g = cmax[0];
-#pragma omp simd reduction(max : g)
-  for (int64_t c = 0; c < cols; ++c) g = g > cmax[c] ? g : cmax[c];
-  // One exp over the whole sample (a flat loop: no per-row scalar tails).
+  // The overall max (a flat read-only pass; the column maxima are needed
+  // only when the shared exp is not taken).
   const int64_t count = rows * cols;
+  float g = cw[0];
+#pragma omp simd reduction(max : g)
+  for (int64_t i = 0; i < count; ++i) g = g > cw[i] ? g : cw[i];
+  // One exp over the whole sample (a flat loop: no per-row scalar tails).
   for (int64_t i = 0; i < count; ++i) dw[i] = ExpNonPositive(cw[i] - g);
   std::fill(csum, csum + cols, 0.0f);
   float low = 1.0f;
@@ -155,6 +152,11 @@ TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64
       }
     }
     return;
+  }
+  std::copy(cw, cw + cols, cmax);
+  for (int64_t r = 1; r < rows; ++r) {
+    const float* __restrict row = cw + r * cols;
+    for (int64_t c = 0; c < cols; ++c) cmax[c] = cmax[c] > row[c] ? cmax[c] : row[c];
   }
   std::fill(csum, csum + cols, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
