@@ -3,35 +3,21 @@
 // and Atari inputs.
 
 #include <algorithm>
-#include <filesystem>
 
 #include <gtest/gtest.h>
 
+#include "testing/network_presets.h"
 #include "tokenrl/config/config.h"
 #include "tokenrl/nn/network_config.h"
 
 namespace tokenrl::nn {
 namespace {
 
-struct PresetRoot {
-  NetworkConfig network;
-  template <typename V>
-  void VisitFields(V& v) {
-    v.Field("network", network, "Network");
-  }
-};
-
-std::vector<std::string> Files(const std::string& dir) {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(TOKENRL_SOURCE_DIR) + "/configs/" + dir))
-    if (e.path().extension() == ".toml") files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
-  return files;
-}
+using testing::PresetRoot;
 
 TEST(NetworkPresetsTest, EveryPresetBuildsShapesOnEveryEncoder) {
-  const auto networks = Files("networks");
-  const auto encoders = Files("encoders");
+  const auto networks = testing::PresetFiles("networks", true);
+  const auto encoders = testing::PresetFiles("encoders", true);
   ASSERT_GE(networks.size(), 40u);
   ASSERT_EQ(encoders.size(), 3u);
   const NetworkIo minatar{.channels = 4, .height = 10, .width = 10, .num_actions = 6};

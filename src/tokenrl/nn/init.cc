@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <random>
+#include <sstream>
 
 #include "tokenrl/core/seed.h"
 
@@ -44,6 +45,21 @@ void FillInit(std::span<float> out, const InitSpec& spec, uint64_t seed) {
       return;
     }
   }
+}
+
+std::string RngState(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+bool SetRngState(std::mt19937_64& rng, const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 parsed;
+  in >> parsed;
+  if (in.fail()) return false;
+  rng = parsed;
+  return true;
 }
 
 uint64_t ParameterSeed(uint64_t root_seed, int member, std::string_view name) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace tokenrl::nn {
@@ -34,6 +35,11 @@ void FillInit(std::span<float> out, const InitSpec& spec, uint64_t seed);
 // and a standard normal (Box-Muller).
 double Uniform01(std::mt19937_64& rng);
 double StandardNormal(std::mt19937_64& rng);
+
+// A generator's full state as text (for checkpoints of noise streams), and
+// back; SetRngState leaves `rng` unchanged and returns false on bad text.
+std::string RngState(const std::mt19937_64& rng);
+bool SetRngState(std::mt19937_64& rng, const std::string& state);
 
 // The seed of parameter `name` of member `member` under the root seed: every
 // (member, parameter) pair draws from its own stream.

@@ -27,7 +27,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <random>
 
 #include <fmt/format.h>
@@ -35,6 +34,7 @@
 
 #include <iostream>
 
+#include "testing/network_presets.h"
 #include "tokenrl/config/config.h"
 #include "tokenrl/nn/cpu/cpu_learner.h"
 #include "tokenrl/nn/learner.h"
@@ -44,21 +44,7 @@
 namespace tokenrl::nn {
 namespace {
 
-struct PresetRoot {
-  NetworkConfig network;
-  template <typename V>
-  void VisitFields(V& v) {
-    v.Field("network", network, "Network");
-  }
-};
-
-std::vector<std::string> NetworkPresets() {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(TOKENRL_SOURCE_DIR) + "/configs/networks"))
-    if (e.path().extension() == ".toml") files.push_back(e.path().stem().string());
-  std::sort(files.begin(), files.end());
-  return files;
-}
+using testing::PresetRoot;
 
 // ||a - b|| / ||b|| (0 when both are zero).
 double RelativeError(const float* a, const float* b, size_t n) {
@@ -281,7 +267,7 @@ TEST_P(CpuLearnerVsTorchTest, MatchesTorchBackendForEveryHead) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Presets, CpuLearnerVsTorchTest, ::testing::ValuesIn(NetworkPresets()),
+INSTANTIATE_TEST_SUITE_P(Presets, CpuLearnerVsTorchTest, ::testing::ValuesIn(testing::PresetFiles("networks", false)),
                          [](const auto& info) { return info.param; });
 
 TEST(CpuLearnerVsTorchAtariTest, NatureFlatten) { ExpectParity({"baseline", Head::kQMse, "nature"}); }

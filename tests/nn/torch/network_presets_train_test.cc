@@ -4,11 +4,11 @@
 // variant of the paper can be built from a config and trained".
 
 #include <algorithm>
-#include <filesystem>
 #include <random>
 
 #include <gtest/gtest.h>
 
+#include "testing/network_presets.h"
 #include "tokenrl/config/config.h"
 #include "tokenrl/nn/learner.h"
 #include "tokenrl/nn/torch/torch_learner.h"
@@ -16,21 +16,7 @@
 namespace tokenrl::nn {
 namespace {
 
-struct PresetRoot {
-  NetworkConfig network;
-  template <typename V>
-  void VisitFields(V& v) {
-    v.Field("network", network, "Network");
-  }
-};
-
-std::vector<std::string> NetworkPresets() {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(TOKENRL_SOURCE_DIR) + "/configs/networks"))
-    if (e.path().extension() == ".toml") files.push_back(e.path().stem().string());
-  std::sort(files.begin(), files.end());
-  return files;
-}
+using testing::PresetRoot;
 
 class NetworkPresetTrainTest : public ::testing::TestWithParam<std::string> {};
 
@@ -76,7 +62,7 @@ TEST_P(NetworkPresetTrainTest, TrainsOnMinatarWithQAndRainbowHeads) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Presets, NetworkPresetTrainTest, ::testing::ValuesIn(NetworkPresets()),
+INSTANTIATE_TEST_SUITE_P(Presets, NetworkPresetTrainTest, ::testing::ValuesIn(testing::PresetFiles("networks", false)),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

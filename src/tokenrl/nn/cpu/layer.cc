@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <sstream>
 
 #include "tokenrl/core/status.h"
 #include "tokenrl/nn/cpu/blas.h"
@@ -42,20 +41,9 @@ void NoiseStream::FactorizedNoise(float* out, int64_t count) {
   }
 }
 
-std::string NoiseStream::State() const {
-  std::ostringstream out;
-  out << rng_;
-  return out.str();
-}
+std::string NoiseStream::State() const { return RngState(rng_); }
 
-bool NoiseStream::SetState(const std::string& state) {
-  std::istringstream in(state);
-  std::mt19937_64 rng;
-  in >> rng;
-  if (in.fail()) return false;
-  rng_ = rng;
-  return true;
-}
+bool NoiseStream::SetState(const std::string& state) { return SetRngState(rng_, state); }
 
 float* Layer::Scratch(const Pass& pass, int slot, size_t count) {
   std::vector<float>& buffer = scratch_[(static_cast<size_t>(pass.context) * members_ + pass.member) * kSlots + slot];
@@ -233,11 +221,8 @@ float* NoisyLinear::Backward(const Pass& pass, const float* in, float* d_out, bo
 
 // ---------------------------------------------------------------------------
 
-GatherSum::GatherSum(int members, int64_t in_size, std::vector<std::vector<int32_t>> sources,
-                     std::vector<float> scales)
-    : Layer(members), in_size_(in_size), scales_(std::move(scales)) {
-  TOKENRL_CHECK(sources.size() == scales_.size(), "GatherSum: {} source lists, {} scales", sources.size(),
-                scales_.size());
+GatherSum::GatherSum(int members, int64_t in_size, const std::vector<std::vector<int32_t>>& sources, float scale)
+    : Layer(members), in_size_(in_size), scale_(scale) {
   offsets_.push_back(0);
   for (const auto& list : sources) {
     for (int32_t i : list) {
@@ -257,7 +242,7 @@ const float* GatherSum::Forward(const Pass& pass, const float* in) {
     for (int64_t o = 0; o < out_n; ++o) {
       float sum = 0.0f;
       for (int32_t k = offsets_[o]; k < offsets_[o + 1]; ++k) sum += x[index_[k]];
-      ys[o] = sum * scales_[o];
+      ys[o] = sum * scale_;
     }
   }
   return y;
@@ -272,7 +257,7 @@ float* GatherSum::Backward(const Pass& pass, const float*, float* d_out, bool ne
     float* dxs = dx + s * in_size_;
     const float* ds = d_out + s * out_n;
     for (int64_t o = 0; o < out_n; ++o) {
-      const float g = ds[o] * scales_[o];
+      const float g = ds[o] * scale_;
       for (int32_t k = offsets_[o]; k < offsets_[o + 1]; ++k) dxs[index_[k]] += g;
     }
   }
@@ -309,20 +294,6 @@ float* RowSum::Backward(const Pass& pass, const float*, float* d_out, bool need_
     for (int64_t r = 0; r < rows_; ++r) std::copy(ds, ds + width_, dx + (s * rows_ + r) * width_);
   }
   return dx;
-}
-
-// ---------------------------------------------------------------------------
-
-const float* Relu::Forward(const Pass& pass, const float* in) {
-  float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * size_));
-  for (int64_t i = 0; i < pass.batch * size_; ++i) y[i] = std::max(in[i], 0.0f);
-  return y;
-}
-
-float* Relu::Backward(const Pass& pass, const float*, float* d_out, bool need_d_in) {
-  if (!need_d_in) return nullptr;
-  MaskRelu(Scratch(pass, 0, 0), d_out, pass.batch * size_);
-  return d_out;
 }
 
 }  // namespace tokenrl::nn::cpu

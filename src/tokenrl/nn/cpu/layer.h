@@ -214,21 +214,21 @@ class NoisyLinear : public Layer {
   std::vector<float> eps_in_[kContexts], eps_out_[kContexts];
 };
 
-// out[o] = scale[o] * sum_k in[index[o][k]] over fixed index lists: the
+// out[o] = scale * sum_k in[index[o][k]] over fixed index lists: the
 // tokenizers (a permutation or an average pool of the channels-last map).
 class GatherSum : public Layer {
  public:
   // `sources[o]` lists the input positions summed into output o.
-  GatherSum(int members, int64_t in_size, std::vector<std::vector<int32_t>> sources, std::vector<float> scales);
+  GatherSum(int members, int64_t in_size, const std::vector<std::vector<int32_t>>& sources, float scale);
   int64_t in_size() const override { return in_size_; }
-  int64_t out_size() const override { return static_cast<int64_t>(scales_.size()); }
+  int64_t out_size() const override { return static_cast<int64_t>(offsets_.size()) - 1; }
   const float* Forward(const Pass& pass, const float* in) override;
   float* Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) override;
 
  private:
   int64_t in_size_;
   std::vector<int32_t> offsets_, index_;  // CSR of the sources.
-  std::vector<float> scales_;
+  float scale_;
 };
 
 // Per sample, in [rows, width] -> out[w] = scale * sum_r in[r, w]: global
@@ -245,19 +245,6 @@ class RowSum : public Layer {
  private:
   int64_t rows_, width_;
   float scale_;
-};
-
-// ReLU as its own layer (where it cannot be fused into the layer before).
-class Relu : public Layer {
- public:
-  Relu(int members, int64_t size) : Layer(members), size_(size) {}
-  int64_t in_size() const override { return size_; }
-  int64_t out_size() const override { return size_; }
-  const float* Forward(const Pass& pass, const float* in) override;
-  float* Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) override;
-
- private:
-  int64_t size_;
 };
 
 }  // namespace tokenrl::nn::cpu

@@ -18,9 +18,8 @@ namespace {
 
 using Sources = std::vector<std::vector<int32_t>>;
 
-std::unique_ptr<Layer> Gather(int members, int64_t in_size, Sources sources, float scale) {
-  std::vector<float> scales(sources.size(), scale);
-  return std::make_unique<GatherSum>(members, in_size, std::move(sources), std::move(scales));
+std::unique_ptr<Layer> Gather(int members, int64_t in_size, const Sources& sources, float scale) {
+  return std::make_unique<GatherSum>(members, in_size, sources, scale);
 }
 
 // Tokens [T, D] from the map, or nullptr where the map already is the tokens
@@ -37,7 +36,7 @@ std::unique_ptr<Layer> MakeTokenizer(const TokenizerConfig& config, const Networ
       for (int c = 0; c < c_n; ++c) {
         for (int hw = 0; hw < h_n * w_n; ++hw) sources.push_back({hw * c_n + c});
       }
-      return Gather(scope.members(), size, std::move(sources), 1.0f);
+      return Gather(scope.members(), size, sources, 1.0f);
     case TokenizerType::kPerPatch: {  // rho x rho average pool (VALID), PerConv order.
       const int rho = static_cast<int>(config.patch_size);
       for (int ph = 0; ph < h_n / rho; ++ph) {
@@ -51,7 +50,7 @@ std::unique_ptr<Layer> MakeTokenizer(const TokenizerConfig& config, const Networ
           }
         }
       }
-      return Gather(scope.members(), size, std::move(sources), 1.0f / static_cast<float>(rho * rho));
+      return Gather(scope.members(), size, sources, 1.0f / static_cast<float>(rho * rho));
     }
     case TokenizerType::kShuffled: {
       // The torch backend's permutation: Fisher-Yates with the portable
@@ -64,7 +63,7 @@ std::unique_ptr<Layer> MakeTokenizer(const TokenizerConfig& config, const Networ
         std::swap(perm[i], perm[j]);
       }
       for (int64_t p : perm) sources.push_back({static_cast<int32_t>(p)});
-      return Gather(scope.members(), size, std::move(sources), 1.0f);
+      return Gather(scope.members(), size, sources, 1.0f);
     }
   }
   return nullptr;

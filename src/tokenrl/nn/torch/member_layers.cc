@@ -1,4 +1,3 @@
-#include <sstream>
 
 #include "tokenrl/nn/torch/modules.h"
 
@@ -29,20 +28,9 @@ torch::Tensor NoiseSource::Normal(const std::vector<int64_t>& shape) {
   return t;
 }
 
-std::string NoiseSource::State() const {
-  std::ostringstream out;
-  out << rng_;
-  return out.str();
-}
+std::string NoiseSource::State() const { return RngState(rng_); }
 
-bool NoiseSource::SetState(const std::string& state) {
-  std::istringstream in(state);
-  std::mt19937_64 rng;
-  in >> rng;
-  if (in.fail()) return false;
-  rng_ = rng;
-  return true;
-}
+bool NoiseSource::SetState(const std::string& state) { return SetRngState(rng_, state); }
 
 namespace {
 
