@@ -78,6 +78,22 @@ TEST(CliTest, BenchEnvPrintsOneLinePerGame) {
   EXPECT_TRUE(std::regex_match(threads.out, std::regex("bench env freeway [0-9]+\n"))) << threads.out;
 }
 
+TEST(CliTest, BenchNetPrintsOneLinePerVariantAndBackend) {
+  const CommandResult run = Tokenrl(
+      "bench net --backend cpu --variant flatten --members 1 2 --seconds 0.02 --hidden-units 16 --rounds 2");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string number = "[0-9]+(\\.[0-9])?";
+  EXPECT_TRUE(std::regex_match(run.out, std::regex("bench net flatten E=1 " + number + " [0-9]+ backend=cpu\n"
+                                                   "bench net flatten E=2 " + number + " [0-9]+ backend=cpu\n")))
+      << run.out;
+  const CommandResult nature =
+      Tokenrl("bench net --variant softmoe-4 --encoder nature --members 1 --seconds 0.02 --hidden-units 16");
+  ASSERT_EQ(nature.exit_code, 0) << nature.err;
+  EXPECT_TRUE(std::regex_match(nature.out, std::regex("bench net softmoe-4 E=1 " + number + " [0-9]+ backend=cpu\n")))
+      << nature.out;
+  ExpectCleanError(Tokenrl("bench net --backend nope --seconds 0.01"), "learner backend \"nope\" is not available");
+}
+
 TEST(CliTest, RolloutWritesResolvedConfigAndSummary) {
   const std::string out = ::testing::TempDir() + "/rollout_out_" + std::to_string(getpid());
   std::filesystem::remove_all(out);

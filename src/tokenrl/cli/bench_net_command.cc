@@ -39,14 +39,17 @@ struct BenchNetOptions {
   double seconds = 2.0;
   int rounds = 1;
   int64_t hidden_units = 512;
+  std::string encoder = "minatar";
 };
 
 // The paper's variants adapted to MinAtar: penultimate width and expert
 // width H = `hidden` (512 as on Atari by default; MinAtar's own DQN uses 128);
 // PerConv tokens (100 tokens of 16).
-nn::NetworkConfig VariantConfig(const std::string& variant, int64_t hidden) {
+nn::NetworkConfig VariantConfig(const std::string& variant, int64_t hidden, const std::string& encoder) {
   nn::NetworkConfig c;
-  c.encoder.type = nn::EncoderType::kMinatar;
+  c.encoder.type = encoder == "nature"   ? nn::EncoderType::kNature
+                   : encoder == "impala" ? nn::EncoderType::kImpala
+                                         : nn::EncoderType::kMinatar;
   c.tokenizer.type = nn::TokenizerType::kPerConv;
   c.mixer.hidden_units = hidden;
   c.mixer.expert_hidden_units = hidden;
@@ -98,14 +101,17 @@ struct Rates {
 
 StatusOr<Rates> BenchOne(const BenchNetOptions& options, const std::string& backend, const std::string& variant,
                          int members) {
-  const nn::NetworkIo io{.channels = 4, .height = 10, .width = 10, .num_actions = 6, .input_scale = 1.0f};
+  // MinAtar's Breakout grid, or Atari frames (4 stacked 84x84, scaled by 1/255) for Nature / Impala.
+  const bool atari = options.encoder != "minatar";
+  const nn::NetworkIo io{.channels = 4, .height = atari ? 84 : 10, .width = atari ? 84 : 10, .num_actions = 6,
+                         .input_scale = atari ? 1.0f / 255.0f : 1.0f};
   nn::LearnerConfig config;
   config.backend = backend;
   config.device = options.device;
   config.num_threads = 1;
   config.td_loss = nn::TdLoss::kMse;
   TOKENRL_ASSIGN_OR_RETURN(std::unique_ptr<nn::Learner> learner,
-                           nn::MakeLearner(VariantConfig(variant, options.hidden_units), config, io, members));
+                           nn::MakeLearner(VariantConfig(variant, options.hidden_units, options.encoder), config, io, members));
 
   constexpr int kBatch = 32;
   const size_t obs_size = static_cast<size_t>(io.channels) * io.height * io.width;
@@ -199,6 +205,10 @@ void AddBenchNetCommand(CLI::App& bench, int& exit_code) {
   net->add_option("--hidden-units", options->hidden_units,
                   "Penultimate Dense width and expert H (x4 for softmoe-1-scaled-x4)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16))
+      ->capture_default_str();
+  net->add_option("--encoder", options->encoder,
+                  "minatar (10x10 grid), or nature / impala on 84x84x4 Atari-shaped frames")
+      ->check(CLI::IsMember({"minatar", "nature", "impala"}))
       ->capture_default_str();
   net->add_option("--rounds", options->rounds,
                   "Measure every backend this many times, interleaved, and report each one's best")
