@@ -1,37 +1,14 @@
-// Learning smoke test (the default suite's check that training works end to
-// end on the default backend, the built-in CPU engine; torch-free): DQN with the flatten network on MinAtar Breakout
-// for 15k env steps (~3 s). tests/nn/torch/learning_smoke_test.cc runs the
-// same on the torch backend. The random policy returns about 0.5 per episode
-// (minatar_spec.md 7.3); the trained agent must clearly beat it. The full
-// learning check (return >= 5 within 1M steps) is bench/learning_check.sh.
+// Learning smoke test on the built-in CPU engine (torch-free; ~2 s): see
+// testing/learning_smoke.h. tests/nn/torch/learning_smoke_test.cc runs the
+// same on the torch backend.
 
-#include <unistd.h>
-
-#include <filesystem>
-
-#include <gtest/gtest.h>
-
-#include "tokenrl/config/config.h"
-#include "tokenrl/runner/trainer.h"
+#include "testing/learning_smoke.h"
 
 namespace tokenrl::runner {
 namespace {
 
 TEST(CpuLearningSmokeTest, DqnBeatsRandomOnMinatarBreakout) {
-  auto config = config::Load<TrainConfig>(
-      {std::string(TOKENRL_SOURCE_DIR) + "/configs/train/minatar_breakout_quick.toml"},
-      {"schedule.total_env_steps=15000", "schedule.eval_every_env_steps=15000", "schedule.eval_episodes=20",
-       "schedule.checkpoint_every_env_steps=15000", "agent.epsilon_decay_env_steps=10000", "learner.backend=cpu"});
-  ASSERT_TRUE(config.ok()) << config.status().ToString();
-  const std::string out = ::testing::TempDir() + "/cpu_learning_smoke_" + std::to_string(::getpid());
-  std::filesystem::remove_all(out);
-  auto summary = RunTraining(*config, out, /*resume=*/false, TrainOptions{.progress = false});
-  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
-  ASSERT_EQ(summary->env_steps, 15000);
-  ASSERT_EQ(summary->return_mean_recent.size(), 1u);
-  EXPECT_GT(summary->return_mean_recent[0], 1.0) << "recent training return should be 2x random (0.5)";
-  EXPECT_GT(summary->eval_return_mean[0], 1.0) << "greedy evaluation return should be 2x random (0.5)";
-  std::filesystem::remove_all(out);
+  testing::ExpectDqnBeatsRandomOnMinatarBreakout("cpu");
 }
 
 }  // namespace
