@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# Installs tokenrl's build dependencies (Debian 12 packages) when missing, and
-# configures + builds the project into build/. Idempotent: with everything
-# installed and built it only checks and returns in seconds.
+# Installs tokenrl's build dependencies (Debian 12 packages) when missing, then
+# configures and builds into build/. Idempotent: with everything installed and
+# built it only checks and returns in seconds.
+#
+#   scripts/setup.sh run    what the main job needs: the `tokenrl` binary on the
+#                           built-in CPU engine (no libtorch, tests or benchmarks)
+#   scripts/setup.sh test   everything: libtorch backend, tests, benchmarks, Slurm
+#
+# `run` never downgrades a build directory that `test` configured: it then just
+# builds the `tokenrl` target there.
 #
 # Environment: TOKENRL_BUILD_DIR (default build), TOKENRL_BUILD_TYPE (Release),
 # TOKENRL_CMAKE_ARGS (extra arguments for cmake), TOKENRL_JOBS (nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MODE=${1:-test}
+case "$MODE" in
+  run | test) ;;
+  *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac
+step() { echo "== setup ($MODE): $*"; }
+
 PACKAGES=(
-  build-essential cmake pkg-config git
+  build-essential cmake
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  libtorch-dev libopenblas0 libopenblas-dev libdnnl-dev
-  gnuplot-nox
-  slurmctld slurmd slurm-client munge
+  libopenblas0 libopenblas-dev libdnnl-dev
 )
+if [[ $MODE == test ]]; then
+  PACKAGES+=(
+    pkg-config git
+    libgtest-dev libgmock-dev libbenchmark-dev
+    libtorch-dev
+    gnuplot-nox
+    slurmctld slurmd slurm-client munge
+  )
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,10 +43,10 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  step "installing ${#missing[@]} Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -37,13 +57,30 @@ alt=libblas.so.3-x86_64-linux-gnu
 openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
 if [[ -e $openblas ]] && command -v update-alternatives >/dev/null &&
    [[ $(update-alternatives --query "$alt" 2>/dev/null | awk '/^Value:/{print $2}') != "$openblas" ]]; then
-  if [[ $(id -u) -eq 0 ]]; then update-alternatives --set "$alt" "$openblas" >/dev/null; else sudo update-alternatives --set "$alt" "$openblas" >/dev/null; fi
+  $SUDO update-alternatives --set "$alt" "$openblas" >/dev/null
 fi
 
 BUILD_DIR=${TOKENRL_BUILD_DIR:-build}
 JOBS=${TOKENRL_JOBS:-$(nproc)}
-if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-  # shellcheck disable=SC2086
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${TOKENRL_BUILD_TYPE:-Release}" ${TOKENRL_CMAKE_ARGS:-} >/dev/null
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
+if [[ $MODE == run ]]; then
+  options=(-DTOKENRL_WITH_TORCH=OFF -DTOKENRL_BUILD_TESTS=OFF -DTOKENRL_BUILD_BENCH=OFF)
+  targets=(--target tokenrl)
+  configure=$([[ -f $BUILD_DIR/CMakeCache.txt ]] && echo no || echo yes)
+else
+  options=(-DTOKENRL_WITH_TORCH=AUTO -DTOKENRL_BUILD_TESTS=ON -DTOKENRL_BUILD_BENCH=ON)
+  targets=()
+  configure=no
+  if [[ ! -f $BUILD_DIR/CMakeCache.txt || $(cache_value TOKENRL_WITH_TORCH) == OFF ||
+        $(cache_value TOKENRL_BUILD_TESTS) != ON || $(cache_value TOKENRL_BUILD_BENCH) != ON ]]; then
+    configure=yes
+  fi
 fi
-cmake --build "$BUILD_DIR" -j "$JOBS"
+if [[ $configure == yes ]]; then
+  step "configuring $BUILD_DIR (${options[*]})"
+  # shellcheck disable=SC2086
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${TOKENRL_BUILD_TYPE:-Release}" "${options[@]}" \
+    ${TOKENRL_CMAKE_ARGS:-} >/dev/null
+fi
+step "building ${targets[*]:-all targets} in $BUILD_DIR with $JOBS jobs"
+cmake --build "$BUILD_DIR" -j "$JOBS" "${targets[@]}"
