@@ -165,14 +165,17 @@ std::string SeedLabel(const std::vector<int64_t>& seeds) {
   if (seeds.size() == 1) return std::to_string(seeds[0]);
   if (consecutive) return fmt::format("{}-{}", seeds.front(), seeds.back());
   std::string out;
-  for (int64_t s : seeds) out += (out.empty() ? "" : "_") + std::to_string(s);
+  for (int64_t s : seeds) {
+    if (!out.empty()) out += '_';
+    out += std::to_string(s);
+  }
   return out;
 }
 
 std::string Bar(int done, int total, int width = 30) {
   const int filled = total > 0 ? done * width / total : width;
-  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(width - filled), '.') +
-         "]";
+  return fmt::format("[{}{}]", std::string(static_cast<size_t>(filled), '#'),
+                     std::string(static_cast<size_t>(width - filled), '.'));
 }
 
 std::string JobDir(const std::string& sweep_dir, const SweepJob& job) { return sweep_dir + "/" + job.dir; }
