@@ -1,5 +1,5 @@
 // Oracle alignment: replays every trajectory recorded from the original Python
-// MinAtar (../shared/minatar_reference/, or $TOKENRL_MINATAR_REFERENCE) and
+// MinAtar (tests/data/minatar_reference/, or $TOKENRL_MINATAR_REFERENCE) and
 // compares, on every record, the executed action, reward, terminal flag, ramp
 // index, observation bits and the number of 32-bit random draws consumed.
 // One test per fixture file; the run ends with a one-line summary

@@ -1,4 +1,4 @@
-// Point estimates against rliable's own values (../shared/reference_scores/
+// Point estimates against rliable's own values (tests/data/reference_scores/
 // rliable_vectors.json): IQM, mean, median, optimality gap, performance
 // profiles and probability of improvement, plus edge cases.
 

@@ -1,5 +1,5 @@
 #pragma once
-// The rliable reference vectors (../shared/reference_scores/rliable_vectors.json),
+// The rliable reference vectors (tests/data/reference_scores/rliable_vectors.json),
 // parsed once per test binary.
 
 #include <fstream>
