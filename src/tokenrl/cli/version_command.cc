@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "tokenrl/cli/commands.h"
+#include "tokenrl/nn/cpu/vector_isa.h"
 #ifdef TOKENRL_HAVE_TORCH
 #include "tokenrl/nn/torch/torch_info.h"
 #endif
@@ -18,6 +19,17 @@ void AddVersionCommand(CLI::App& app, int& exit_code) {
 #else
     std::cout << "libtorch backend: not built (configure with libtorch installed, or -DTOKENRL_WITH_TORCH=ON)\n";
 #endif
+    // The ISA first: resolving it may cap oneDNN, whose answer follows.
+    const StatusOr<nn::cpu::VectorIsa> requested = nn::cpu::RequestedVectorIsa();
+    const std::string_view loops = nn::cpu::VectorIsaName(nn::cpu::ActiveVectorIsa());
+    std::cout << "cpu engine: elementwise loops " << loops << ", oneDNN GEMMs " << nn::cpu::OneDnnIsaName()
+              << " (CPU's best: " << nn::cpu::VectorIsaName(nn::cpu::DetectVectorIsa())
+              << "; $TOKENRL_CPU_ISA caps both)\n";
+    if (!requested.ok()) {
+      std::cerr << "error: " << requested.status().message() << "\n";
+      exit_code = 1;
+      return;
+    }
     exit_code = 0;
   });
 }

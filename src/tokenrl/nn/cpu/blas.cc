@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "tokenrl/core/status.h"
+#include "tokenrl/nn/cpu/vector_isa.h"
 
 // libgomp's: oneDNN (Debian's build) runs on OpenMP.
 extern "C" void omp_set_num_threads(int threads);
@@ -14,8 +15,10 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   // One OpenMP thread for the GEMMs this thread issues (an OpenMP setting is
-  // per calling thread, so each member thread sets its own once).
+  // per calling thread, so each member thread sets its own once). The ISA is
+  // resolved before oneDNN's first kernel: it may cap oneDNN's dispatcher.
   static thread_local const bool single_threaded = [] {
+    ActiveVectorIsa();
     omp_set_num_threads(1);
     return true;
   }();

@@ -3,18 +3,10 @@
 // libdnnl-dev), row-major, single-threaded per call: members are spread over
 // threads instead (style.md: two threads inside one small GEMM do not scale on
 // this machine). oneDNN JIT-compiles kernels for the CPU's widest vector
-// instructions (AVX-512 here); on this engine's shapes it measured about 2x
+// instructions (AVX-512 here; vector_isa.h caps it); on this engine's shapes it measured about 2x
 // OpenBLAS 0.3.21 (bench: 32x1600x128 57 us vs 131 us, 3200x36x16 21 us vs 40 us).
 
 #include <cstdint>
-
-// Hot elementwise loops are compiled for AVX-512, AVX2+FMA and the baseline;
-// the loader picks the best the CPU has (GCC/Clang function multiversioning).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TOKENRL_VECTOR_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#else
-#define TOKENRL_VECTOR_CLONES
-#endif
 
 namespace tokenrl::nn::cpu {
 
@@ -26,6 +18,5 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 // Sets OpenBLAS's thread count (process-wide; the torch backend and LAPACK
 // calls go through OpenBLAS); the engine calls it with 1.
 void SetBlasThreads(int threads);
-
 
 }  // namespace tokenrl::nn::cpu

@@ -10,6 +10,7 @@
 
 #include "tokenrl/core/thread_pool.h"
 #include "tokenrl/nn/cpu/blas.h"
+#include "tokenrl/nn/cpu/vector_isa.h"
 #include "tokenrl/nn/cpu/moe_layer.h"
 #include "tokenrl/nn/diagnostics.h"
 
@@ -43,8 +44,8 @@ int ArgMax(const float* row, int n) {
 struct AdamConstants {
   float b1, b2, one_minus_b1, one_minus_b2, eps, step_size, sqrt_bias2;
 };
-TOKENRL_VECTOR_CLONES void AdamUpdate(float* __restrict w, float* __restrict m, float* __restrict v,
-                                      const float* __restrict g, int64_t n, const AdamConstants c) {
+[[gnu::always_inline]] inline void AdamUpdateBody(float* __restrict w, float* __restrict m, float* __restrict v,
+                                                  const float* __restrict g, int64_t n, const AdamConstants c) {
   for (int64_t k = 0; k < n; ++k) {
     m[k] = m[k] * c.b1 + c.one_minus_b1 * g[k];
     v[k] = v[k] * c.b2 + c.one_minus_b2 * g[k] * g[k];
@@ -52,6 +53,7 @@ TOKENRL_VECTOR_CLONES void AdamUpdate(float* __restrict w, float* __restrict m, 
     w[k] = w[k] - c.step_size * m[k] / denom;
   }
 }
+TOKENRL_VECTOR_KERNEL(AdamUpdate, AdamUpdateBody)
 
 }  // namespace
 
@@ -91,6 +93,7 @@ StatusOr<std::unique_ptr<Learner>> CpuLearner::Create(const NetworkConfig& netwo
   if (config.num_threads < 1) {
     return Status::InvalidArgument(fmt::format("num_threads must be >= 1, got {}", config.num_threads));
   }
+  TOKENRL_RETURN_IF_ERROR(RequestedVectorIsa().status());
   return std::unique_ptr<Learner>(new CpuLearner(network, config, io, members));
 }
 

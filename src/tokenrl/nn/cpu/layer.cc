@@ -91,15 +91,6 @@ void MaskRelu(const float* y, float* d, int64_t count) {
   for (int64_t i = 0; i < count; ++i) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
 }
 
-// out[o] = sum over rows of d[rows, cols] column o.
-void ColumnSums(const float* d, int64_t rows, int64_t cols, float* out) {
-  std::fill(out, out + cols, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = d + r * cols;
-    for (int64_t o = 0; o < cols; ++o) out[o] += row[o];
-  }
-}
-
 // y[rows, out] = x W + bias (broadcast), then ReLU when asked: the bias and
 // the ReLU in one pass over y after the GEMM.
 void DenseForward(const float* x, const float* w, const float* b, int64_t rows, int64_t in, int64_t out, bool relu,
@@ -270,12 +261,7 @@ const float* RowSum::Forward(const Pass& pass, const float* in) {
   float* y = Scratch(pass, 0, static_cast<size_t>(pass.batch * width_));
   for (int s = 0; s < pass.batch; ++s) {
     float* ys = y + s * width_;
-    const float* x = in + s * rows_ * width_;
-    std::copy(x, x + width_, ys);
-    for (int64_t r = 1; r < rows_; ++r) {
-      const float* row = x + r * width_;
-      for (int64_t w = 0; w < width_; ++w) ys[w] += row[w];
-    }
+    ColumnSums(in + s * rows_ * width_, rows_, width_, ys);
     if (scale_ != 1.0f) {
       for (int64_t w = 0; w < width_; ++w) ys[w] *= scale_;
     }

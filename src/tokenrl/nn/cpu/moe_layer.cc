@@ -7,6 +7,7 @@
 
 #include "tokenrl/core/status.h"
 #include "tokenrl/nn/cpu/blas.h"
+#include "tokenrl/nn/cpu/vector_isa.h"
 
 namespace tokenrl::nn::cpu {
 namespace {
@@ -38,14 +39,6 @@ enum Slot : int {
   kSmall,         // per-column softmax statistics [2 S] etc.
 };
 
-// out[o] = sum over rows of d[rows, cols] column o.
-TOKENRL_VECTOR_CLONES void ColumnSums(const float* __restrict d, int64_t rows, int64_t cols, float* __restrict out) {
-  std::fill(out, out + cols, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = d + r * cols;
-    for (int64_t o = 0; o < cols; ++o) out[o] += row[o];
-  }
-}
 
 // exp(x) for x <= 0 within about 2 ulp (Cephes' expf: range reduction by ln 2
 // and a degree-6 polynomial), branch-free so that loops of it vectorize;
@@ -113,8 +106,8 @@ void RowSoftmax(float* x, int64_t rows, int64_t cols) {
 // as torch. Reductions are SIMD (OpenMP simd: lane-wise partial sums).
 // stats: 2 cols + rows floats.
 constexpr float kSharedExpMinSum = 8.7565e-27f;  // e^-60
-TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64_t cols, float* __restrict dw,
-                                       float* __restrict stats) {
+[[gnu::always_inline]] inline void SoftmaxPairBody(float* __restrict cw, int64_t rows, int64_t cols,
+                                                   float* __restrict dw, float* __restrict stats) {
   float* __restrict cmax = stats;
   float* __restrict csum = stats + cols;
   float* __restrict rsum = stats + 2 * cols;
@@ -185,13 +178,14 @@ TOKENRL_VECTOR_CLONES void SoftmaxPair(float* __restrict cw, int64_t rows, int64
     for (int64_t c = 0; c < cols; ++c) row[c] *= inv;
   }
 }
+TOKENRL_VECTOR_KERNEL(SoftmaxPair, SoftmaxPairBody)
 
 // Backward of SoftmaxPair for one sample: from dDw = gd and dCw = gc, writes
 // d logits = Cw (dCw - <dCw, Cw>_row) + Dw (dDw - <dDw, Dw>_column) into gc.
 // stats: cols floats.
-TOKENRL_VECTOR_CLONES void SoftmaxPairBackward(const float* __restrict dw, const float* __restrict cw,
-                                               const float* __restrict gd, float* __restrict gc, int64_t rows,
-                                               int64_t cols, float* __restrict stats) {
+[[gnu::always_inline]] inline void SoftmaxPairBackwardBody(const float* __restrict dw, const float* __restrict cw,
+                                                           const float* __restrict gd, float* __restrict gc,
+                                                           int64_t rows, int64_t cols, float* __restrict stats) {
   std::fill(stats, stats + cols, 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) stats[c] += gd[r * cols + c] * dw[r * cols + c];
@@ -207,33 +201,32 @@ TOKENRL_VECTOR_CLONES void SoftmaxPairBackward(const float* __restrict dw, const
     for (int64_t c = 0; c < cols; ++c) g[c] = cr[c] * (g[c] - dot) + w[c] * (d[c] - stats[c]);
   }
 }
+TOKENRL_VECTOR_KERNEL(SoftmaxPairBackward, SoftmaxPairBackwardBody)
 
 // rows of x [rows, cols] = max(x + bias, 0).
-TOKENRL_VECTOR_CLONES void BiasRelu(float* __restrict x, const float* __restrict bias, int64_t rows, int64_t cols) {
+[[gnu::always_inline]] inline void BiasReluBody(float* __restrict x, const float* __restrict bias, int64_t rows,
+                                                int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     float* __restrict row = x + r * cols;
     for (int64_t o = 0; o < cols; ++o) row[o] = std::max(row[o] + bias[o], 0.0f);
   }
 }
+TOKENRL_VECTOR_KERNEL(BiasRelu, BiasReluBody)
 
 // g = h > 0 ? g : 0, and column sums of the result into sums [cols].
-TOKENRL_VECTOR_CLONES void ReluMaskColumnSums(float* __restrict g, const float* __restrict h, int64_t rows,
-                                              int64_t cols, float* __restrict sums) {
-  std::fill(sums, sums + cols, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* __restrict gr = g + r * cols;
-    const float* __restrict hr = h + r * cols;
-    for (int64_t o = 0; o < cols; ++o) {
-      gr[o] = hr[o] > 0.0f ? gr[o] : 0.0f;
-      sums[o] += gr[o];
-    }
-  }
+[[gnu::always_inline]] inline void ReluMaskColumnSumsBody(float* __restrict g, const float* __restrict h, int64_t rows,
+                                                          int64_t cols, float* __restrict sums) {
+  const int64_t count = rows * cols;
+  for (int64_t i = 0; i < count; ++i) g[i] = h[i] > 0.0f ? g[i] : 0.0f;
+  ColumnSumsBody(g, rows, cols, sums);
 }
+TOKENRL_VECTOR_KERNEL(ReluMaskColumnSums, ReluMaskColumnSumsBody)
 
 // y += a x (length n).
-TOKENRL_VECTOR_CLONES void AddScaled(float a, const float* __restrict x, int64_t n, float* __restrict y) {
+[[gnu::always_inline]] inline void AddScaledBody(float a, const float* __restrict x, int64_t n, float* __restrict y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+TOKENRL_VECTOR_KERNEL(AddScaled, AddScaledBody)
 
 // [B, n, p, R] (sample-major) <-> [n, B, p, R] (expert-major).
 void SampleToExpert(const float* in, int64_t batch, int64_t experts, int64_t block, float* out) {
