@@ -42,10 +42,12 @@ void SetIntraOpThreads(int threads) {
 #endif
 }
 
-// Support z = linspace(v_min, v_max, atoms), as the head computes it.
-torch::Tensor Support(const HeadConfig& head, torch::Device device) {
+// Support z = linspace(v_min, v_max, atoms), as the head computes it (in
+// float64, then rounded to the learner's dtype).
+torch::Tensor Support(const HeadConfig& head, torch::Device device, torch::Dtype dtype) {
   return torch::linspace(head.v_min, head.v_max, head.num_atoms, torch::TensorOptions(torch::kFloat64))
-      .to(device, torch::kFloat32);
+      .to(torch::kFloat32)
+      .to(device, dtype);
 }
 
 // x [E, B, ...] gathered along dim 2 at index [E, B] -> [E, B, ...].
@@ -129,8 +131,8 @@ torch::Tensor CrossEntropyPerSample(const torch::Tensor& logits, const torch::Te
 // TorchLearner.
 
 TorchLearner::TorchLearner(const NetworkConfig& network, const LearnerConfig& config, const NetworkIo& io, int members,
-                           torch::Device device)
-    : network_(network), config_(config), io_(io), members_(members), device_(device) {
+                           torch::Device device, torch::Dtype dtype)
+    : network_(network), config_(config), io_(io), members_(members), device_(device), dtype_(dtype) {
   const auto seed = static_cast<uint64_t>(config.seed);
   // Noise streams of their own, derived from the root seed (member -1 is no
   // member's parameter stream).
@@ -138,6 +140,16 @@ TorchLearner::TorchLearner(const NetworkConfig& network, const LearnerConfig& co
   target_ = QNetwork(network, io, seed, members, ParameterSeed(seed, -1, "noise.target"));
   online_->to(device_);
   target_->to(device_);
+  if (dtype_ != torch::kFloat32) {
+    // Module::to(dtype) would also convert integer buffers (the Shuffled
+    // tokenizer's permutation): floating tensors only.
+    for (torch::nn::Module* net : {online_.ptr().get(), target_.ptr().get()}) {
+      for (torch::Tensor& p : net->parameters()) p.set_data(p.to(dtype_));
+      for (torch::Tensor& b : net->buffers()) {
+        if (b.is_floating_point()) b.set_data(b.to(dtype_));
+      }
+    }
+  }
   for (const auto& item : online_->named_parameters()) {
     index_[item.key()] = static_cast<int>(names_.size());
     names_.push_back(item.key());
@@ -151,12 +163,18 @@ TorchLearner::TorchLearner(const NetworkConfig& network, const LearnerConfig& co
     target_params_.push_back(item.value());
   }
   TOKENRL_CHECK(target_params_.size() == params_.size(), "online and target networks differ");
-  if (network.head.distributional) support_ = Support(network.head, device_);
+  if (network.head.distributional) support_ = Support(network.head, device_, dtype_);
   SyncTarget();
 }
 
 StatusOr<std::unique_ptr<Learner>> TorchLearner::Create(const NetworkConfig& network, const LearnerConfig& config,
                                                         const NetworkIo& io, int members) {
+  return CreateWithDtype(network, config, io, members, torch::kFloat32);
+}
+
+StatusOr<std::unique_ptr<Learner>> TorchLearner::CreateWithDtype(const NetworkConfig& network,
+                                                                 const LearnerConfig& config, const NetworkIo& io,
+                                                                 int members, torch::Dtype dtype) {
   if (members < 1) return Status::InvalidArgument(fmt::format("members must be >= 1, got {}", members));
   TOKENRL_RETURN_IF_ERROR(network.head.Validate());
   TOKENRL_RETURN_IF_ERROR(ComputeShapes(network, io).status());
@@ -185,7 +203,7 @@ StatusOr<std::unique_ptr<Learner>> TorchLearner::Create(const NetworkConfig& net
   // Process-wide: libtorch (and OpenBLAS) have one intra-op thread pool.
   SetIntraOpThreads(static_cast<int>(config.num_threads));
   try {
-    return std::unique_ptr<Learner>(new TorchLearner(network, config, io, members, *device));
+    return std::unique_ptr<Learner>(new TorchLearner(network, config, io, members, *device, dtype));
   } catch (const std::exception& e) {
     return Status::Internal(fmt::format("building the torch learner failed: {}", e.what()));
   }
@@ -242,7 +260,7 @@ Status TorchLearner::Update(const UpdateBatch& batch, UpdateResult& result) {
 void TorchLearner::Step(const UpdateBatch& batch, UpdateResult& result) {
   const int b = batch.batch_size;
   auto floats = [&](std::span<const float> s) {
-    return torch::from_blob(const_cast<float*>(s.data()), {members_, b}, torch::kFloat32).to(device_);
+    return torch::from_blob(const_cast<float*>(s.data()), {members_, b}, torch::kFloat32).to(device_, dtype_);
   };
   const torch::Tensor obs = Observations(batch.observations, b);
   const torch::Tensor next_obs = Observations(batch.next_observations, b);

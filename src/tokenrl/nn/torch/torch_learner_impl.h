@@ -55,10 +55,18 @@ class TorchLearner : public Learner {
  public:
   // REQUIRES: the arguments passed MakeLearner's checks; use Create().
   TorchLearner(const NetworkConfig& network, const LearnerConfig& config, const NetworkIo& io, int members,
-               torch::Device device);
+               torch::Device device, torch::Dtype dtype);
   // Validates the device and builds the learner.
   static StatusOr<std::unique_ptr<Learner>> Create(const NetworkConfig& network, const LearnerConfig& config,
                                                    const NetworkIo& io, int members);
+  // As Create, with parameters, optimizer state and all arithmetic in `dtype`.
+  // torch::kFloat64 gives the float64 oracle that the float32 backends are
+  // measured against (tests/nn/torch/cpu_learner_vs_torch_test.cc): its
+  // initial parameters are the float32 ones, converted exactly; inputs
+  // (observations, returns, discounts, weights, noise samples) are the same
+  // float32 values, converted.
+  static StatusOr<std::unique_ptr<Learner>> CreateWithDtype(const NetworkConfig& network, const LearnerConfig& config,
+                                                            const NetworkIo& io, int members, torch::Dtype dtype);
 
   int members() const override { return members_; }
   const NetworkConfig& network_config() const override { return network_; }
@@ -112,6 +120,7 @@ class TorchLearner : public Learner {
   NetworkIo io_;
   int members_;
   torch::Device device_;
+  torch::Dtype dtype_;
   QNetwork online_{nullptr}, target_{nullptr};
   // Online parameters in named_parameters() order, with their Adam moments.
   std::vector<std::string> names_;
