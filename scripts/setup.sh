@@ -20,7 +20,8 @@ case "$MODE" in
   run | test) ;;
   *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
 esac
-step() { echo "== setup ($MODE): $*"; }
+# Each step says what it does and when it starts (seconds since this script began).
+step() { echo "== setup ($MODE) [${SECONDS} s]: $*"; }
 
 PACKAGES=(
   build-essential cmake
@@ -84,3 +85,4 @@ if [[ $configure == yes ]]; then
 fi
 step "building ${targets[*]:-all targets} in $BUILD_DIR with $JOBS jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS" "${targets[@]}"
+step "done"
