@@ -164,8 +164,8 @@ StatusOr<SweepHours> EstimateCoreHours(const SweepPlan& plan, const SpeedTable& 
       continue;
     }
     if (!g.env_steps_per_s || entry->env_steps_per_s < *g.env_steps_per_s) g.env_steps_per_s = entry->env_steps_per_s;
-    g.core_hours = g.core_hours.value_or(0.0) + static_cast<double>(steps) / entry->env_steps_per_s / 3600.0 *
-                                                    static_cast<double>(std::max<int64_t>(1, config->learner.num_threads));
+    const double threads = static_cast<double>(std::max<int64_t>(1, config->learner.num_threads));
+    g.core_hours = g.core_hours.value_or(0.0) + static_cast<double>(steps) / entry->env_steps_per_s / 3600.0 * threads;
   }
   for (size_t gi = 0; gi < hours.groups.size(); ++gi) {
     GroupHours& g = hours.groups[gi];
