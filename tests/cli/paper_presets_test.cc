@@ -125,5 +125,35 @@ TEST(PaperPresetsTest, UnmeasuredSpeedsSayUnknown) {
   EXPECT_NE(bad.output.find("unknown key"), std::string::npos) << bad.output;
 }
 
+TEST(PaperPresetsTest, BenchTrainSweepPrintsATableTheDryRunReads) {
+  const std::string tiny = std::string(TOKENRL_SOURCE_DIR) + "/configs/sweeps/fig6_minatar_tiny.toml";
+  const std::string table = ::testing::TempDir() + "/bench_speeds.toml";
+  const ShellResult bench = RunShell(kBin + " bench train --sweep " + tiny +
+                                     " --steps 40 --group softmoe_4 --machine 'test VM' > " + table);
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  auto text = ReadFile(table);
+  ASSERT_TRUE(text.ok());
+  // One key (2 games, same network): measured once, on the first job.
+  EXPECT_EQ(Count(*text, "[[speed]]"), 1) << *text;
+  EXPECT_NE(text->find("network = \"softmoe_4\"\nwidth = 32\nmembers = 2\nthreads = 1\n"), std::string::npos)
+      << *text;
+  EXPECT_NE(text->find("machine = \"test VM\""), std::string::npos) << *text;
+  const ShellResult dry = RunShell(kBin + " sweep " + tiny + " --dry-run --speeds " + table);
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_TRUE(std::regex_search(dry.output, std::regex("softmoe_4 +2 job\\(s\\) x 3000 env steps +\\d+ steps/s/member "
+                                                       "+\\d+\\.\\d core-hours")))
+      << dry.output;
+  EXPECT_NE(dry.output.find("total: unknown (2 of 3 variant(s) without a measured speed"), std::string::npos)
+      << dry.output;
+  // Measuring again with --skip-known adds nothing.
+  const ShellResult again =
+      RunShell(kBin + " bench train --sweep " + tiny + " --steps 40 --group softmoe_4 --skip-known " + table);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(Count(again.output, "[[speed]]"), 0) << again.output;
+  const ShellResult bad = RunShell(kBin + " bench train --group softmoe_4");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("add --sweep FILE"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace tokenrl

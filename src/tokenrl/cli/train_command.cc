@@ -269,6 +269,9 @@ Status BenchTrainSweep(const BenchArgs& args) {
 
 Status BenchTrain(const BenchArgs& args) {
   if (!args.sweep.empty()) return BenchTrainSweep(args);
+  if (!args.groups.empty() || !args.skip_known.empty() || !args.machine.empty()) {
+    return Status::InvalidArgument("--group, --skip-known and --machine measure a sweep's jobs: add --sweep FILE");
+  }
   for (const auto& variant : args.variants) {
     for (int64_t members : args.members) {
       TOKENRL_ASSIGN_OR_RETURN(runner::TrainConfig c, BenchConfig(variant, members, args));
