@@ -1,7 +1,7 @@
 // `tokenrl report`: reads run directories of `tokenrl train`, groups runs into
 // variants, and writes the paper's aggregate table, learning curves,
 // performance profiles, plots (gnuplot) and report.md/report.html. All the
-// work is in tokenrl::stats::RunReport; this file parses options and prints.
+// work is in tokenrl::report::RunReport; this file parses options and prints.
 
 #include "tokenrl/cli/report_command.h"
 
@@ -14,7 +14,7 @@
 
 #include "tokenrl/cli/commands.h"
 #include "tokenrl/stats/aggregates.h"
-#include "tokenrl/stats/report.h"
+#include "tokenrl/report/report.h"
 
 namespace tokenrl::cli {
 namespace {
@@ -57,7 +57,7 @@ int Run(const ReportCliOptions& o) {
     return ReportError(kCommand, Status::InvalidArgument(
                                      fmt::format("--seed must be between 0 and 4294967295 (got {})", o.seed)));
   }
-  stats::ReportOptions r;
+  report::ReportOptions r;
   r.roots = o.dirs;
   r.out_dir = o.out;
   r.group_by = SplitKeys(o.group_by);
@@ -71,7 +71,7 @@ int Run(const ReportCliOptions& o) {
   r.gamma = o.gamma;
   r.plots = !o.no_plots;
   r.gnuplot = o.gnuplot;
-  auto result = stats::RunReport(r);
+  auto result = report::RunReport(r);
   if (!result.ok()) return ReportError(kCommand, result.status());
   for (const auto& w : result->warnings) std::fprintf(stderr, "tokenrl report: warning: %s\n", w.c_str());
 

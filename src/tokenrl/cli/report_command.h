@@ -1,7 +1,7 @@
 #pragma once
 // `tokenrl report`: statistics, plots and a report (markdown and HTML) from
 // the run directories of `tokenrl train`. See docs/report.md and
-// tokenrl/stats/report.h.
+// tokenrl/report/report.h.
 
 #include <CLI/CLI.hpp>
 

@@ -17,6 +17,7 @@
 #include "tokenrl/cli/commands.h"
 #include "tokenrl/core/file_util.h"
 #include "tokenrl/runner/sweep.h"
+#include "tokenrl/runner/sweep_speeds.h"
 
 namespace tokenrl::cli {
 namespace {
@@ -57,6 +58,7 @@ struct SweepArgs {
   std::vector<std::string> sbatch_lines;
   bool no_follow = false;
   bool quiet = false;
+  std::string speeds;
 };
 
 Status Sweep(const SweepArgs& args) {
@@ -78,6 +80,13 @@ Status Sweep(const SweepArgs& args) {
     std::cout << fmt::format(
         "estimated cost: {} env steps, {} gradient updates (summed over processes), {} train process(es)\n",
         cost.env_steps, cost.gradient_updates, cost.processes);
+    const std::string speeds = args.speeds.empty() ? config.speeds : args.speeds;
+    runner::SpeedTable table;  // Empty: every speed unknown.
+    if (!speeds.empty()) {
+      TOKENRL_ASSIGN_OR_RETURN(table, runner::LoadSpeedTable(speeds));
+    }
+    TOKENRL_ASSIGN_OR_RETURN(runner::SweepHours hours, runner::EstimateCoreHours(plan, table));
+    std::cout << runner::CoreHoursText(hours, speeds.empty() ? "" : fs::proximate(speeds).string());
     return Status::Ok();
   }
   if (args.out.empty()) return Status::InvalidArgument("--out DIR is required (or --dry-run)");
@@ -156,6 +165,10 @@ void AddSweepCommand(CLI::App& app, int& exit_code) {
                   "Extra batch-script line (\"#SBATCH --qos=x\", \"--qos=x\" or a shell line); repeatable");
   cmd->add_flag("--no-follow", args->no_follow, "Slurm: submit and return without following the array");
   cmd->add_flag("-q,--quiet", args->quiet, "Only errors");
+  cmd->add_option("--speeds", args->speeds,
+                  "Speed table for the dry run's core-hours (default: the sweep file's `speeds`); see "
+                  "`tokenrl bench train --sweep`")
+      ->check(CLI::ExistingFile);
 
   auto* status = cmd->add_subcommand("status", "Show done/running/failed/pending jobs of a sweep with a progress bar");
   auto status_dir = std::make_shared<std::string>();

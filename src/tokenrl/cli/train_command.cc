@@ -1,10 +1,14 @@
 // `tokenrl train`, `tokenrl eval` and `tokenrl bench train`: thin wrappers
 // over runner/trainer.h.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -14,6 +18,8 @@
 #include "tokenrl/cli/config_options.h"
 #include "tokenrl/cli/train_commands.h"
 #include "tokenrl/env/vector_env.h"
+#include "tokenrl/runner/sweep.h"
+#include "tokenrl/runner/sweep_speeds.h"
 #include "tokenrl/runner/trainer.h"
 
 namespace tokenrl::cli {
@@ -123,6 +129,11 @@ struct BenchArgs {
   int64_t steps = 3000;   // Timed env steps per member, after the warm-up.
   int64_t warmup = 1000;  // Untimed env steps per member (= min replay), so updates run while timed.
   std::vector<std::string> overrides;
+  // --sweep: measure every distinct speed key of a sweep's jobs instead.
+  std::string sweep;
+  std::vector<std::string> groups;  // Only these groups (variants); empty: all.
+  std::string skip_known;           // A speed table whose keys are not measured again.
+  std::string machine;              // Written into each [[speed]] entry.
 };
 
 // The fixed configuration: MinAtar Breakout DQN, MinAtar encoder (3x3
@@ -159,30 +170,113 @@ StatusOr<runner::TrainConfig> BenchConfig(const std::string& variant, int64_t me
   return out;
 }
 
+// CPU seconds (user + system, all threads) of this process so far.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// Env steps per member per second of wall-clock time and per second of the
+// process's CPU time: `warmup` untimed env steps per member (the replay
+// warm-up, so that updates run while timed), then `steps` timed. On a loaded
+// machine the CPU-time rate is the one that says what a core delivers.
+struct TrainingRate {
+  double wall = 0.0;
+  double cpu = 0.0;
+};
+StatusOr<TrainingRate> MeasureTraining(const runner::TrainConfig& c, int64_t warmup, int64_t steps) {
+  TOKENRL_ASSIGN_OR_RETURN(auto vec, env::VectorEnv::Create(c.env, c.vector_env));
+  TOKENRL_ASSIGN_OR_RETURN(auto agent, runner::MakeAgent(c, vec->spec()));
+  vec->Reset();
+  std::vector<uint8_t> obs(vec->observations_u8().begin(), vec->observations_u8().end());
+  std::vector<int32_t> actions(static_cast<size_t>(vec->num_envs()));
+  auto step = [&]() -> Status {
+    agent->SelectActions(obs, actions);
+    TOKENRL_RETURN_IF_ERROR(vec->Step(actions));
+    TOKENRL_RETURN_IF_ERROR(agent->Observe({obs, actions, vec->rewards(), vec->terminated(), vec->truncated(),
+                                            vec->observations_u8(), vec->final_observations_u8()}));
+    std::copy(vec->observations_u8().begin(), vec->observations_u8().end(), obs.begin());
+    return Status::Ok();
+  };
+  while (agent->env_steps() <= warmup) TOKENRL_RETURN_IF_ERROR(step());
+  const int64_t start_steps = agent->env_steps();
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = ProcessCpuSeconds();
+  while (agent->env_steps() - start_steps < steps) TOKENRL_RETURN_IF_ERROR(step());
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu_secs = ProcessCpuSeconds() - cpu_start;
+  const double n = static_cast<double>(agent->env_steps() - start_steps);
+  return TrainingRate{n / secs, n / std::max(cpu_secs, 1e-9)};
+}
+
+// The 1-minute load average ("?" when unreadable).
+std::string LoadAverage() {
+  double load[1];
+  return getloadavg(load, 1) == 1 ? fmt::format("{:.2f}", load[0]) : std::string("?");
+}
+
+std::string Today() {
+  const std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+// --sweep: one measurement per distinct speed key of the sweep's jobs (on the
+// first job with that key: its game, members, threads and whole config), as
+// [[speed]] entries that can be appended to a speed table.
+Status BenchTrainSweep(const BenchArgs& args) {
+  TOKENRL_ASSIGN_OR_RETURN(runner::SweepConfig sweep, runner::LoadSweepConfig(args.sweep));
+  TOKENRL_ASSIGN_OR_RETURN(runner::SweepPlan plan, runner::ExpandSweep(sweep));
+  runner::SpeedTable known;
+  if (!args.skip_known.empty()) {
+    TOKENRL_ASSIGN_OR_RETURN(known, runner::LoadSpeedTable(args.skip_known));
+  }
+  for (const auto& g : args.groups) {
+    if (std::none_of(plan.jobs.begin(), plan.jobs.end(), [&](const runner::SweepJob& j) { return j.group == g; })) {
+      return Status::InvalidArgument(fmt::format("--group {}: no such variant in {}", g, args.sweep));
+    }
+  }
+  std::vector<runner::SpeedKey> done;
+  std::cout << fmt::format("# tokenrl bench train --sweep {} --steps {} ({})\n", args.sweep, args.steps, Today());
+  for (const auto& job : plan.jobs) {
+    if (!args.groups.empty() && std::find(args.groups.begin(), args.groups.end(), job.group) == args.groups.end()) {
+      continue;
+    }
+    auto loaded = config::Load<runner::TrainConfig>(job.files, job.overrides);
+    if (!loaded.ok()) return loaded.status().WithContext(fmt::format("job {}", job.dir));
+    runner::TrainConfig c = std::move(loaded).value();
+    c.ResolveSeeds();
+    const runner::SpeedKey key = runner::JobSpeedKey(job, c);
+    if (std::find(done.begin(), done.end(), key) != done.end() || known.Find(key) != nullptr) continue;
+    done.push_back(key);
+    TOKENRL_ASSIGN_OR_RETURN(TrainingRate rate, MeasureTraining(c, c.agent.min_replay_env_steps, args.steps));
+    const double per_core = rate.cpu * static_cast<double>(std::max<int64_t>(1, c.learner.num_threads));
+    std::cout << fmt::format(
+                     "# {} on {} (job {}), backend {}: {:.1f} env steps/s per member of wall-clock time "
+                     "(load average {}), {:.1f} per CPU-second x threads\n[[speed]]\nagent = \"{}\"\nencoder = \"{}\"\n"
+                     "network = \"{}\"\nwidth = {}\nmembers = {}\nthreads = {}\nenv_steps_per_s = {:.1f}\n"
+                     "machine = {}\nmeasured = \"{}\"\n\n",
+                     job.group, c.env.name, job.dir, nn::ResolvedBackend(c.learner), rate.wall, LoadAverage(),
+                     per_core, key.agent, key.encoder, key.network, key.width, key.members, key.threads, per_core,
+                     config::internal::QuoteTomlString(args.machine), Today())
+              << std::flush;
+  }
+  return Status::Ok();
+}
+
 Status BenchTrain(const BenchArgs& args) {
+  if (!args.sweep.empty()) return BenchTrainSweep(args);
+  if (!args.groups.empty() || !args.skip_known.empty() || !args.machine.empty()) {
+    return Status::InvalidArgument("--group, --skip-known and --machine measure a sweep's jobs: add --sweep FILE");
+  }
   for (const auto& variant : args.variants) {
     for (int64_t members : args.members) {
       TOKENRL_ASSIGN_OR_RETURN(runner::TrainConfig c, BenchConfig(variant, members, args));
-      TOKENRL_ASSIGN_OR_RETURN(auto vec, env::VectorEnv::Create(c.env, c.vector_env));
-      TOKENRL_ASSIGN_OR_RETURN(auto agent, runner::MakeAgent(c, vec->spec()));
-      vec->Reset();
-      std::vector<uint8_t> obs(vec->observations_u8().begin(), vec->observations_u8().end());
-      std::vector<int32_t> actions(static_cast<size_t>(vec->num_envs()));
-      auto step = [&]() -> Status {
-        agent->SelectActions(obs, actions);
-        TOKENRL_RETURN_IF_ERROR(vec->Step(actions));
-        TOKENRL_RETURN_IF_ERROR(agent->Observe({obs, actions, vec->rewards(), vec->terminated(), vec->truncated(),
-                                                vec->observations_u8(), vec->final_observations_u8()}));
-        std::copy(vec->observations_u8().begin(), vec->observations_u8().end(), obs.begin());
-        return Status::Ok();
-      };
-      while (agent->env_steps() <= args.warmup) TOKENRL_RETURN_IF_ERROR(step());
-      const int64_t start_steps = agent->env_steps();
-      const auto start = std::chrono::steady_clock::now();
-      while (agent->env_steps() - start_steps < args.steps) TOKENRL_RETURN_IF_ERROR(step());
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::cout << fmt::format("bench train {} E={} {:.0f} backend={}", variant, members,
-                               static_cast<double>(agent->env_steps() - start_steps) / secs,
+      TOKENRL_ASSIGN_OR_RETURN(TrainingRate rate, MeasureTraining(c, args.warmup, args.steps));
+      std::cout << fmt::format("bench train {} E={} {:.0f} backend={}", variant, members, rate.wall,
                                nn::ResolvedBackend(c.learner))
                 << std::endl;
     }
@@ -246,6 +340,15 @@ void AddBenchTrainCommand(CLI::App& bench, int& exit_code) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_option("-s,--set", args->overrides, "Override the benchmark config: dotted.key=value (e.g. "
                                               "learner.backend=cpu)");
+  cmd->add_option("--sweep", args->sweep,
+                  "Measure the jobs of a sweep file instead: one [[speed]] entry (TOML, for a speed table such as\n"
+                  "configs/paper/speeds.toml) per distinct (agent, encoder, network, width, members, threads),\n"
+                  "each on its first job's full config, after that config's replay warm-up")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--group", args->groups, "With --sweep: only these variants (groups)");
+  cmd->add_option("--skip-known", args->skip_known, "With --sweep: skip keys this speed table already has")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--machine", args->machine, "With --sweep: where it was measured (free text for `machine`)");
   cmd->callback([args, &exit_code] {
     const Status st = BenchTrain(*args);
     exit_code = st.ok() ? 0 : ReportError("bench train", st);

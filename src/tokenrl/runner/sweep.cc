@@ -285,7 +285,8 @@ StatusOr<SweepConfig> ParseSweepConfig(const std::string& text, const std::strin
   SweepConfig c;
   c.dir = dir;
   TOKENRL_RETURN_IF_ERROR(CheckKeys(
-      root, "", {"name", "base", "set", "games", "seeds", "budget", "pack", "retries", "axes", "variants", "slurm"}));
+      root, "", {"name", "base", "set", "games", "seeds", "budget", "pack", "retries", "speeds", "axes", "variants",
+                 "slurm"}));
   TOKENRL_RETURN_IF_ERROR(ReadString(root, "name", "", c.name));
   TOKENRL_RETURN_IF_ERROR(ReadStrings(root, "base", "", c.base));
   TOKENRL_RETURN_IF_ERROR(ReadStrings(root, "set", "", c.overrides));
@@ -313,6 +314,12 @@ StatusOr<SweepConfig> ParseSweepConfig(const std::string& text, const std::strin
   TOKENRL_RETURN_IF_ERROR(ReadInt(root, "budget", "", 0, int64_t{1} << 40, c.budget));
   TOKENRL_RETURN_IF_ERROR(ReadInt(root, "pack", "", 0, 4096, c.pack));
   TOKENRL_RETURN_IF_ERROR(ReadInt(root, "retries", "", 0, 100, c.retries));
+  TOKENRL_RETURN_IF_ERROR(ReadString(root, "speeds", "", c.speeds));
+  if (!c.speeds.empty()) {
+    const fs::path p = fs::path(dir) / c.speeds;
+    if (!fs::exists(p)) return Status::NotFound(fmt::format("speeds: speed table {} does not exist", p.string()));
+    c.speeds = p.lexically_normal().string();
+  }
   if (const toml::node* axes = root.get("axes")) {
     const toml::table* t = axes->as_table();
     if (t == nullptr) return Status::InvalidArgument(fmt::format("axes: expected a table, got {}", config::internal::TypeName(*axes)));

@@ -13,6 +13,7 @@
 //   budget = 0                            # > 0: schedule.total_env_steps for every cell
 //   pack = 0                              # max members E per process (0 = all seeds, 1 = no packing)
 //   retries = 1                           # extra attempts of a failed job
+//   speeds = "speeds.toml"                # measured speeds for the dry run's core-hours (sweep_speeds.h)
 //   [axes]                                # dotted key -> list of values (cartesian product)
 //   "learner.learning_rate" = [1e-4, 2.5e-4]
 //   [variants.softmoe_4]                  # named variants (table order = run order)
@@ -81,6 +82,7 @@ struct SweepConfig {
   int64_t budget = 0;
   int64_t pack = 0;
   int64_t retries = 1;
+  std::string speeds;  // Speed table (sweep_speeds.h), resolved against `dir`; "" = none.
   std::vector<SweepAxis> axes;
   std::vector<SweepVariant> variants;  // Empty: one implicit variant "base".
   SlurmOptions slurm;

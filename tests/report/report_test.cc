@@ -1,8 +1,8 @@
-// `tokenrl report` library part (tokenrl/stats/report.h) on a small synthetic
+// `tokenrl report` library part (tokenrl/report/report.h) on a small synthetic
 // set of run directories written by hand: 2 variants x 2 tasks x 3 members
 // with known evaluation returns.
 
-#include "tokenrl/stats/report.h"
+#include "tokenrl/report/report.h"
 
 #include <unistd.h>
 
@@ -23,8 +23,10 @@
 #include "tokenrl/stats/normalization.h"
 #include "tokenrl/stats/score_matrix.h"
 
-namespace tokenrl::stats {
+namespace tokenrl::report {
 namespace {
+
+using namespace tokenrl::stats;  // The statistics the report must reproduce.
 
 namespace fs = std::filesystem;
 
@@ -482,4 +484,4 @@ TEST(ReportTest, ParseMetricsCsvReadsEvalAndTrainingSeries) {
 }
 
 }  // namespace
-}  // namespace tokenrl::stats
+}  // namespace tokenrl::report
