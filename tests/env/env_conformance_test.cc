@@ -47,6 +47,21 @@ std::vector<EnvCase> AllCases() {
   cases.push_back({"frame_stack_4/minatar/breakout", "minatar/breakout", [](int64_t max_steps) {
                      return std::make_unique<FrameStack>(MakeRegistered("minatar/breakout", max_steps), 4);
                    }});
+  // The Atari protocol on the fake emulator (a family, so not in Names()): Dopamine's defaults, and every
+  // option switched (life-loss terminals, no-op starts, the full action set, no stacking, frame skip 3).
+  cases.push_back({"atari-fake/pong", "atari-fake/pong",
+                   [](int64_t max_steps) { return MakeRegistered("atari-fake/pong", max_steps); }});
+  cases.push_back({"atari-fake/pong_options", "atari-fake/pong", [](int64_t max_steps) {
+                     EnvConfig config;
+                     config.name = "atari-fake/pong";
+                     config.max_episode_steps = max_steps;
+                     config.atari.terminal_on_life_loss = true;
+                     config.atari.noop_max = 30;
+                     config.atari.action_set = ActionSet::kFull;
+                     config.atari.frame_stack = 1;
+                     config.atari.frame_skip = 3;
+                     return std::move(MakeEnvironment(config)).value();
+                   }});
   return cases;
 }
 
