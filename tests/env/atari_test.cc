@@ -543,7 +543,11 @@ TEST(AtariAleTest, TetrisIsDeterministicPerSeed) {
   // A clone continues exactly as the original.
   auto env = std::move(MakeEnvironment(config)).value();
   env->Reset(5);
-  for (int t = 0; t < 300; ++t) ASSERT_TRUE(env->Step(t % env->spec().num_actions()).ok());
+  for (int t = 0; t < 300; ++t) {
+    auto r = env->Step(t % env->spec().num_actions());
+    ASSERT_TRUE(r.ok());
+    if (r->done()) env->Reset();
+  }
   auto clone = env->Clone();
   auto restored = std::move(MakeEnvironment(config)).value();
   ASSERT_TRUE(restored->LoadState(env->SaveState()).ok());
@@ -556,7 +560,11 @@ TEST(AtariAleTest, TetrisIsDeterministicPerSeed) {
     ASSERT_EQ(r1->reward, r2->reward);
     ASSERT_EQ(Observation(*env), Observation(*clone)) << t;
     ASSERT_EQ(Observation(*env), Observation(*restored)) << t;
-    if (r1->done()) break;
+    if (r1->done()) {
+      env->Reset();
+      clone->Reset();
+      restored->Reset();
+    }
   }
 }
 
