@@ -87,6 +87,42 @@ TEST(AreaResizeTest, Atari210x160To84x84) {
   EXPECT_EQ(Resize(std::vector<uint8_t>(kScreen, 77), 210, 160, 84, 84), std::vector<uint8_t>(84 * 84, 77));
 }
 
+// The specification, implemented the slow, obvious way: for each output pixel, the sum of
+// overlap_rows * overlap_cols * pixel over all source pixels, in units of 1/dst.
+std::vector<uint8_t> ReferenceAreaResize(const std::vector<uint8_t>& src, int sh, int sw, int dh, int dw) {
+  auto overlap = [](int d, int s, int src_n, int dst_n) -> int64_t {
+    const int64_t lo = int64_t{d} * src_n, hi = lo + src_n;
+    return std::max<int64_t>(0, std::min(hi, int64_t{s + 1} * dst_n) - std::max(lo, int64_t{s} * dst_n));
+  };
+  std::vector<uint8_t> out(static_cast<size_t>(dh * dw));
+  const int64_t den = int64_t{sh} * sw;
+  for (int y = 0; y < dh; ++y) {
+    for (int x = 0; x < dw; ++x) {
+      int64_t num = 0;
+      for (int r = 0; r < sh; ++r) {
+        const int64_t wy = overlap(y, r, sh, dh);
+        if (wy == 0) continue;
+        for (int c = 0; c < sw; ++c) num += wy * overlap(x, c, sw, dw) * src[static_cast<size_t>(r * sw + c)];
+      }
+      out[static_cast<size_t>(y * dw + x)] = static_cast<uint8_t>((2 * num + den) / (2 * den));
+    }
+  }
+  return out;
+}
+
+TEST(AreaResizeTest, MatchesTheSpecificationOnRandomImages) {
+  std::mt19937 rng(5);
+  for (auto [sh, sw, dh, dw] : std::vector<std::array<int, 4>>{
+           {210, 160, 84, 84}, {210, 160, 42, 42}, {210, 160, 160, 160}, {7, 5, 3, 2}, {9, 9, 9, 9}, {13, 11, 1, 1}}) {
+    for (int trial = 0; trial < 3; ++trial) {
+      std::vector<uint8_t> src(static_cast<size_t>(sh * sw));
+      for (auto& v : src) v = static_cast<uint8_t>(trial == 2 ? 255 : rng() & 0xFF);  // trial 2: the largest sums
+      ASSERT_EQ(Resize(src, sh, sw, dh, dw), ReferenceAreaResize(src, sh, sw, dh, dw))
+          << sh << "x" << sw << " -> " << dh << "x" << dw << " trial " << trial;
+    }
+  }
+}
+
 // ---- the fake emulator's script -------------------------------------------------
 
 TEST(FakeEmulatorTest, ScriptIsAsDocumented) {

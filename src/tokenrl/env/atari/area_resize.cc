@@ -1,39 +1,62 @@
 #include "tokenrl/env/atari/area_resize.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "tokenrl/core/status.h"
 
 namespace tokenrl::env::atari {
 
-AreaResizer::Taps AreaResizer::MakeTaps(int src, int dst) {
+AreaResizer::Axis AreaResizer::MakeAxis(int src, int dst) {
   // Output d covers [d*src, (d+1)*src) and source s covers [s*dst, (s+1)*dst),
   // both in units of 1/dst of a source pixel.
-  Taps taps;
-  taps.begin.push_back(0);
-  for (int d = 0; d < dst; ++d) {
+  const auto overlap = [&](int d, int s) -> int64_t {
     const int64_t lo = static_cast<int64_t>(d) * src, hi = lo + src;
-    for (int s = static_cast<int>(lo / dst); s < src && static_cast<int64_t>(s) * dst < hi; ++s) {
-      const int64_t overlap = std::min(hi, static_cast<int64_t>(s + 1) * dst) - std::max(lo, static_cast<int64_t>(s) * dst);
-      if (overlap <= 0) continue;
-      taps.source.push_back(s);
-      taps.weight.push_back(static_cast<int32_t>(overlap));
-    }
-    taps.begin.push_back(static_cast<int32_t>(taps.source.size()));
+    return std::max<int64_t>(0, std::min(hi, static_cast<int64_t>(s + 1) * dst) -
+                                    std::max(lo, static_cast<int64_t>(s) * dst));
+  };
+  Axis axis;
+  std::vector<int> first(static_cast<size_t>(dst)), last(static_cast<size_t>(dst));
+  for (int d = 0; d < dst; ++d) {
+    int s = static_cast<int>(static_cast<int64_t>(d) * src / dst);
+    while (overlap(d, s) == 0) ++s;
+    first[static_cast<size_t>(d)] = s;
+    while (s + 1 < src && overlap(d, s + 1) > 0) ++s;
+    last[static_cast<size_t>(d)] = s;
+    axis.taps = std::max(axis.taps, last[static_cast<size_t>(d)] - first[static_cast<size_t>(d)] + 1);
   }
-  return taps;
+  axis.first.resize(static_cast<size_t>(dst));
+  axis.weight.assign(static_cast<size_t>(dst) * static_cast<size_t>(axis.taps), 0);
+  for (int d = 0; d < dst; ++d) {
+    // Shift the window left at the far edge so padded taps stay in bounds (with weight 0).
+    const int begin = std::min(first[static_cast<size_t>(d)], src - axis.taps);
+    axis.first[static_cast<size_t>(d)] = begin;
+    for (int j = 0; j < axis.taps; ++j) {
+      axis.weight[static_cast<size_t>(d) * static_cast<size_t>(axis.taps) + static_cast<size_t>(j)] =
+          static_cast<int32_t>(overlap(d, begin + j));
+    }
+  }
+  return axis;
 }
 
 AreaResizer::AreaResizer(int src_h, int src_w, int dst_h, int dst_w)
     : src_h_(src_h), src_w_(src_w), dst_h_(dst_h), dst_w_(dst_w) {
   TOKENRL_CHECK(dst_h >= 1 && dst_h <= src_h && dst_w >= 1 && dst_w <= src_w,
                 "AreaResizer: {}x{} -> {}x{} is not a downscale", src_h, src_w, dst_h, dst_w);
-  // The largest numerator is 255 * src_h * src_w; it must fit 2 * num + den in int64 (always) and the row sums
-  // (255 * src_w) in int32.
-  TOKENRL_CHECK(static_cast<int64_t>(src_w) * 255 < (int64_t{1} << 31), "AreaResizer: source too wide");
-  rows_ = MakeTaps(src_h, dst_h);
-  cols_ = MakeTaps(src_w, dst_w);
-  row_sums_.resize(static_cast<size_t>(src_h) * static_cast<size_t>(dst_w));
+  // num <= 255 * src_h * src_w must fit int32 (with 2 num + den), and the
+  // reciprocal trick needs x * reciprocal < 2^64 below.
+  const uint64_t den = static_cast<uint64_t>(src_h) * static_cast<uint64_t>(src_w);
+  TOKENRL_CHECK(den <= (uint64_t{1} << 22), "AreaResizer: {}x{} source is too large", src_h, src_w);
+  rows_ = MakeAxis(src_h, dst_h);
+  cols_ = MakeAxis(src_w, dst_w);
+  row_sums_.resize(static_cast<size_t>(dst_h) * static_cast<size_t>(src_w));
+  // floor(x / d) == (x * ceil(2^s / d)) >> s for all x < 2^n when s >= n + ceil(log2 d).
+  const uint64_t d = 2 * den;
+  const uint64_t max_x = 2 * 255 * den + den;
+  const int n = std::bit_width(max_x);
+  shift_ = n + std::bit_width(d - 1);
+  reciprocal_ = ((uint64_t{1} << shift_) + d - 1) / d;
+  TOKENRL_CHECK(shift_ <= 63 && std::bit_width(reciprocal_) + n <= 64, "AreaResizer: reciprocal overflow");
 }
 
 void AreaResizer::Resize(std::span<const uint8_t> src, std::span<uint8_t> dst) const {
@@ -41,30 +64,30 @@ void AreaResizer::Resize(std::span<const uint8_t> src, std::span<uint8_t> dst) c
                     dst.size() == static_cast<size_t>(dst_h_) * static_cast<size_t>(dst_w_),
                 "AreaResizer: buffers of {} and {} bytes for {}x{} -> {}x{}", src.size(), dst.size(), src_h_, src_w_,
                 dst_h_, dst_w_);
-  // Column pass: every source row to dst_w weighted sums (weights sum to src_w).
-  for (int y = 0; y < src_h_; ++y) {
-    const uint8_t* in = src.data() + static_cast<size_t>(y) * static_cast<size_t>(src_w_);
-    int32_t* out = row_sums_.data() + static_cast<size_t>(y) * static_cast<size_t>(dst_w_);
-    for (int x = 0; x < dst_w_; ++x) {
-      int32_t sum = 0;
-      for (int32_t t = cols_.begin[static_cast<size_t>(x)]; t < cols_.begin[static_cast<size_t>(x) + 1]; ++t) {
-        sum += cols_.weight[static_cast<size_t>(t)] * in[cols_.source[static_cast<size_t>(t)]];
-      }
-      out[x] = sum;
+  const size_t w = static_cast<size_t>(src_w_);
+  // Row pass first: it runs along contiguous source rows, so it vectorizes.
+  for (int y = 0; y < dst_h_; ++y) {
+    int32_t* __restrict sums = row_sums_.data() + static_cast<size_t>(y) * w;
+    std::fill(sums, sums + w, 0);
+    for (int j = 0; j < rows_.taps; ++j) {
+      const int32_t weight = rows_.weight[static_cast<size_t>(y * rows_.taps + j)];
+      if (weight == 0) continue;
+      const uint8_t* __restrict in = src.data() + static_cast<size_t>(rows_.first[static_cast<size_t>(y)] + j) * w;
+      for (size_t c = 0; c < w; ++c) sums[c] += weight * static_cast<int32_t>(in[c]);
     }
   }
-  // Row pass, then the exact mean num / den rounded to nearest, ties up.
-  const int64_t den = static_cast<int64_t>(src_h_) * src_w_;
+  // Column pass, then the exact mean rounded to nearest, ties up.
+  const uint64_t den = static_cast<uint64_t>(src_h_) * static_cast<uint64_t>(src_w_);
+  const int taps = cols_.taps;
   for (int y = 0; y < dst_h_; ++y) {
+    const int32_t* sums = row_sums_.data() + static_cast<size_t>(y) * w;
     uint8_t* out = dst.data() + static_cast<size_t>(y) * static_cast<size_t>(dst_w_);
     for (int x = 0; x < dst_w_; ++x) {
+      const int32_t* in = sums + cols_.first[static_cast<size_t>(x)];
+      const int32_t* weight = cols_.weight.data() + static_cast<size_t>(x * taps);
       int64_t num = 0;
-      for (int32_t t = rows_.begin[static_cast<size_t>(y)]; t < rows_.begin[static_cast<size_t>(y) + 1]; ++t) {
-        num += static_cast<int64_t>(rows_.weight[static_cast<size_t>(t)]) *
-               row_sums_[static_cast<size_t>(rows_.source[static_cast<size_t>(t)]) * static_cast<size_t>(dst_w_) +
-                         static_cast<size_t>(x)];
-      }
-      out[x] = static_cast<uint8_t>((2 * num + den) / (2 * den));
+      for (int j = 0; j < taps; ++j) num += static_cast<int64_t>(weight[j]) * in[j];
+      out[x] = static_cast<uint8_t>(((2 * static_cast<uint64_t>(num) + den) * reciprocal_) >> shift_);
     }
   }
 }

@@ -44,18 +44,23 @@ class AreaResizer {
   int dst_width() const { return dst_w_; }
 
  private:
-  // The source pixels one output index covers along one axis, with their
-  // integer overlaps (in units of 1/dst; they sum to src).
-  struct Taps {
-    std::vector<int32_t> begin;   // [dst + 1]: taps of output d are [begin[d], begin[d + 1])
-    std::vector<int32_t> source;  // source index of each tap
-    std::vector<int32_t> weight;  // overlap of each tap
+  // The source pixels one output index covers along one axis, as `taps`
+  // consecutive sources starting at first[d] with integer overlaps (in units of
+  // 1/dst; a row of weights sums to src), zero-padded to the same count.
+  struct Axis {
+    int taps = 0;
+    std::vector<int32_t> first;   // [dst]
+    std::vector<int32_t> weight;  // [dst * taps]
   };
-  static Taps MakeTaps(int src, int dst);
+  static Axis MakeAxis(int src, int dst);
 
   int src_h_, src_w_, dst_h_, dst_w_;
-  Taps rows_, cols_;
-  // [src_h, dst_w] scratch of the column pass: one Resize at a time per object.
+  Axis rows_, cols_;
+  // Rounding num / den to nearest, ties up, is floor((2 num + den) / (2 den)),
+  // computed as a multiply and a shift with an exact reciprocal.
+  uint64_t reciprocal_ = 0;
+  int shift_ = 0;
+  // [dst_h, src_w] scratch of the row pass: one Resize at a time per object.
   mutable std::vector<int32_t> row_sums_;
 };
 

@@ -133,7 +133,10 @@ void AtariEnvironment::CaptureScreen(int slot) {
 
 void AtariEnvironment::PoolAndResize() {
   if (config_.frame_skip > 1) {
-    for (size_t i = 0; i < pooled_.size(); ++i) pooled_[i] = std::max(screens_[0][i], screens_[1][i]);
+    const uint8_t* __restrict a = screens_[0].data();
+    const uint8_t* __restrict b = screens_[1].data();
+    uint8_t* __restrict out = pooled_.data();
+    for (size_t i = 0; i < pooled_.size(); ++i) out[i] = a[i] > b[i] ? a[i] : b[i];
     resizer_.Resize(pooled_, observation_);
   } else {
     resizer_.Resize(screens_[0], observation_);
