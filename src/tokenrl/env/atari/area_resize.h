@@ -53,6 +53,8 @@ class AreaResizer {
     std::vector<int32_t> weight;  // [dst * taps]
   };
   static Axis MakeAxis(int src, int dst);
+  template <int kTaps>
+  void ColumnPass(std::span<uint8_t> dst) const;
 
   int src_h_, src_w_, dst_h_, dst_w_;
   Axis rows_, cols_;

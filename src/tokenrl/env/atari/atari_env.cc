@@ -136,7 +136,9 @@ void AtariEnvironment::PoolAndResize() {
     const uint8_t* __restrict a = screens_[0].data();
     const uint8_t* __restrict b = screens_[1].data();
     uint8_t* __restrict out = pooled_.data();
-    for (size_t i = 0; i < pooled_.size(); ++i) out[i] = a[i] > b[i] ? a[i] : b[i];
+    // n in a local: stores through a uint8_t pointer may alias the vector's own size.
+    const size_t n = pooled_.size();
+    for (size_t i = 0; i < n; ++i) out[i] = a[i] > b[i] ? a[i] : b[i];
     resizer_.Resize(pooled_, observation_);
   } else {
     resizer_.Resize(screens_[0], observation_);
