@@ -6,8 +6,9 @@
 // step their own environment and the line reports the total rate.
 // Atari environments (atari/<game>, atari-fake/<name>; not in the default
 // list) keep their full name and add emulator frames per second, the rate of
-// the emulator alone (a clone stepped with the same random actions, no
-// preprocessing) and so the cost of Dopamine's preprocessing per agent step:
+// the emulator alone (a clone stepped with random actions, reading the two
+// screens per step the protocol reads, no preprocessing) and so the cost of
+// Dopamine's preprocessing (max-pool, resize, stack, copies) per agent step:
 //   bench env NAME STEPS_PER_S frames/s F emulator-alone-frames/s E preprocessing-us/step P
 
 #include <atomic>
@@ -62,22 +63,35 @@ const env::atari::AtariEnvironment* FindAtari(const env::Environment& e) {
   return dynamic_cast<const env::atari::AtariEnvironment*>(&e);
 }
 
-// Frames per second of the bare emulator: `frames` Act calls with random
-// actions from the game's action set, the game reset when it ends.
-double EmulatorAloneFramesPerSecond(const env::atari::AtariEnvironment& atari, int64_t frames) {
+// Frames per second of the bare emulator doing what the protocol needs from
+// it: `steps` random actions from the game's action set, each held for
+// `skip` Act calls, the grayscale screen read on the last two frames of each,
+// the game reset when it ends. What the protocol adds on top (max-pool,
+// resize, stacking, copies) is the preprocessing.
+double EmulatorAloneFramesPerSecond(const env::atari::AtariEnvironment& atari, int64_t steps, int skip) {
   auto emulator = atari.emulator().Clone();
   const auto& ids = atari.action_ids();
+  std::vector<uint8_t> screen(static_cast<size_t>(emulator->screen_height()) *
+                              static_cast<size_t>(emulator->screen_width()));
   emulator->Seed(0);
   emulator->ResetGame();
   uint64_t x = 0x9E3779B97F4A7C15ull, checksum = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t f = 0; f < frames; ++f) {
+  for (int64_t t = 0; t < steps; ++t) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    checksum += static_cast<uint64_t>(emulator->Act(ids[(x >> 32) % ids.size()]));
+    const int action = ids[(x >> 32) % ids.size()];
+    for (int f = 0; f < skip; ++f) {
+      checksum += static_cast<uint64_t>(emulator->Act(action));
+      if (f >= skip - 2) {
+        emulator->WriteGrayscaleScreen(screen);
+        checksum += screen[static_cast<size_t>(t) % screen.size()];
+      }
+    }
     if (emulator->game_over()) emulator->ResetGame();
   }
+  const int64_t frames = steps * skip;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (checksum == 1) std::cerr << "";  // Keeps the work alive.
   return static_cast<double>(frames) / seconds;
@@ -115,9 +129,9 @@ Status BenchEnv(const BenchOptions& options) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>(options.steps) * options.threads / seconds;
     if (const auto* atari = FindAtari(*envs.front())) {
-      const double skip = static_cast<double>(env::EnvConfig().atari.frame_skip);
-      const double alone = EmulatorAloneFramesPerSecond(*atari, static_cast<int64_t>(
-                                                                    static_cast<double>(options.steps) * skip));
+      const int frame_skip = static_cast<int>(env::EnvConfig().atari.frame_skip);
+      const double skip = static_cast<double>(frame_skip);
+      const double alone = EmulatorAloneFramesPerSecond(*atari, options.steps, frame_skip);
       // Per agent step: total time minus the emulator's share (the same frames on the bare emulator).
       const double preprocessing_us = 1e6 * (static_cast<double>(options.threads) / rate - skip / alone);
       std::cout << fmt::format("bench env {} {:.0f} frames/s {:.0f} emulator-alone-frames/s {:.0f} "
