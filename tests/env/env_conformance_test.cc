@@ -3,12 +3,15 @@
 // random play with the contracts of environment.h checked on every step.
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tokenrl/env/atari/ale/ale_emulator.h"
 #include "tokenrl/env/frame_stack.h"
 #include "tokenrl/env/registry.h"
 
@@ -62,6 +65,13 @@ std::vector<EnvCase> AllCases() {
                      config.atari.frame_skip = 3;
                      return std::move(MakeEnvironment(config)).value();
                    }});
+  // The real ALE, where tokenrl was built with it and $TOKENRL_ATARI_ROMS holds tetris.bin (docs/atari.md).
+  const char* roms = std::getenv("TOKENRL_ATARI_ROMS");
+  if (atari::AleAvailable() && roms != nullptr &&
+      std::filesystem::is_regular_file(std::filesystem::path(roms) / "tetris.bin")) {
+    cases.push_back({"atari/tetris", "atari/tetris",
+                     [](int64_t max_steps) { return MakeRegistered("atari/tetris", max_steps); }});
+  }
   return cases;
 }
 
