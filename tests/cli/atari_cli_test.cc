@@ -3,8 +3,13 @@
 // fails cleanly without ALE or ROMs, and every Atari paper preset passes
 // `tokenrl sweep --dry-run`.
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <regex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -20,6 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using testing::RunShell;
 using testing::ShellResult;
+using testing::SpawnProcess;
+using testing::WaitProcess;
 
 ShellResult Tokenrl(const std::string& args) { return RunShell(std::string(TOKENRL_BINARY) + " " + args); }
 
@@ -90,6 +97,48 @@ TEST(AtariCliTest, EveryAtariPaperPresetPassesDryRun) {
     ASSERT_TRUE(std::regex_search(run.output, m, std::regex("([0-9]+) train process\\(es\\)"))) << run.output;
     EXPECT_EQ(std::stoi(m[1].str()) % 100, 0) << preset << ": " << m[0];
   }
+}
+
+// Exact resume (issue 4) through the Atari path: the environment state (emulator, sticky and no-op streams,
+// screen buffers, frame stack) is in the checkpoint, so a run killed mid-way and resumed writes the same
+// metrics.csv as the run left alone. "Slow": about 20 s, in ctest's cli_slow entry.
+TEST(AtariCliTest, SlowKilledAtariRunResumesByteIdentically) {
+  const auto args = [](const std::string& out) {
+    std::vector<std::string> a{TOKENRL_BINARY, "train"};
+    for (const char* c : {"configs/agents/dqn.toml", "configs/encoders/nature.toml", "configs/networks/baseline.toml"}) {
+      a.push_back("--config");
+      a.push_back(Source(c));
+    }
+    for (const char* s : {"env.name=atari-fake/pong", "env.atari.noop_max=5", "env.atari.terminal_on_life_loss=true",
+                          "schedule.total_env_steps=800", "agent.min_replay_env_steps=100",
+                          "agent.replay.capacity=2000", "schedule.eval_every_env_steps=400",
+                          "schedule.eval_episodes=1", "schedule.log_every_env_steps=100",
+                          "schedule.checkpoint_every_env_steps=100", "learner.num_threads=1"}) {
+      a.push_back("--set");
+      a.push_back(s);
+    }
+    a.push_back("--out");
+    a.push_back(out);
+    return a;
+  };
+  const std::string base = ::testing::TempDir() + "/tokenrl_atari_resume_" + std::to_string(getpid());
+  const std::string a = base + "_a", b = base + "_b";
+  fs::remove_all(a);
+  fs::remove_all(b);
+  ASSERT_EQ(WaitProcess(SpawnProcess(args(a), "/dev/null")), 0);
+  const pid_t pid = SpawnProcess(args(b), "/dev/null");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  kill(pid, SIGKILL);
+  WaitProcess(pid);
+  std::vector<std::string> resume = args(b);
+  resume.push_back("--resume");
+  ASSERT_EQ(WaitProcess(SpawnProcess(resume, "/dev/null")), 0);
+  const auto expected = ReadFile(a + "/metrics.csv");
+  const auto actual = ReadFile(b + "/metrics.csv");
+  ASSERT_TRUE(expected.ok() && actual.ok());
+  EXPECT_EQ(*actual, *expected);
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 }  // namespace
