@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -265,6 +266,24 @@ TEST(AgentTest, BatchesAreMemberMajorWithEachMembersOwnData) {
         EXPECT_TRUE(d == 0.0f || std::abs(d - 0.99f) < 1e-6f || std::abs(d - 0.99f * 0.99f) < 1e-6f ||
                     std::abs(d - 0.99f * 0.99f * 0.99f) < 1e-6f)
             << d;
+      }
+    }
+  }
+}
+
+TEST(AgentTest, ClipRewardsStoresRewardsClippedToPlusMinusOne) {
+  // Rewards are 10 * member + action; with n = 1 a sample's return is its step reward.
+  for (bool clip : {false, true}) {
+    AgentConfig config = SmallConfig();
+    config.clip_rewards = clip;
+    constexpr int kMembers = 2;
+    Harness h(config, kMembers, 1);
+    for (int call = 0; call < 60; ++call) ASSERT_TRUE(h.Step().ok());
+    ASSERT_FALSE(h.mock->updates.empty());
+    for (const auto& u : h.mock->updates) {
+      for (int k = 0; k < kMembers * config.batch_size; ++k) {
+        const float raw = 10.0f * static_cast<float>(k / config.batch_size) + static_cast<float>(u.actions[k]);
+        EXPECT_EQ(u.returns[k], clip ? std::min(raw, 1.0f) : raw) << "clip " << clip << " sample " << k;
       }
     }
   }

@@ -3,12 +3,15 @@
 // random play with the contracts of environment.h checked on every step.
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tokenrl/env/atari/ale/ale_emulator.h"
 #include "tokenrl/env/frame_stack.h"
 #include "tokenrl/env/registry.h"
 
@@ -47,6 +50,28 @@ std::vector<EnvCase> AllCases() {
   cases.push_back({"frame_stack_4/minatar/breakout", "minatar/breakout", [](int64_t max_steps) {
                      return std::make_unique<FrameStack>(MakeRegistered("minatar/breakout", max_steps), 4);
                    }});
+  // The Atari protocol on the fake emulator (a family, so not in Names()): Dopamine's defaults, and every
+  // option switched (life-loss terminals, no-op starts, the full action set, no stacking, frame skip 3).
+  cases.push_back({"atari-fake/pong", "atari-fake/pong",
+                   [](int64_t max_steps) { return MakeRegistered("atari-fake/pong", max_steps); }});
+  cases.push_back({"atari-fake/pong_options", "atari-fake/pong", [](int64_t max_steps) {
+                     EnvConfig config;
+                     config.name = "atari-fake/pong";
+                     config.max_episode_steps = max_steps;
+                     config.atari.terminal_on_life_loss = true;
+                     config.atari.noop_max = 30;
+                     config.atari.action_set = ActionSet::kFull;
+                     config.atari.frame_stack = 1;
+                     config.atari.frame_skip = 3;
+                     return std::move(MakeEnvironment(config)).value();
+                   }});
+  // The real ALE, where tokenrl was built with it and $TOKENRL_ATARI_ROMS holds tetris.bin (docs/atari.md).
+  const char* roms = std::getenv("TOKENRL_ATARI_ROMS");
+  if (atari::AleAvailable() && roms != nullptr &&
+      std::filesystem::is_regular_file(std::filesystem::path(roms) / "tetris.bin")) {
+    cases.push_back({"atari/tetris", "atari/tetris",
+                     [](int64_t max_steps) { return MakeRegistered("atari/tetris", max_steps); }});
+  }
   return cases;
 }
 

@@ -151,7 +151,9 @@ class ValueAgent final : public Agent {
     for (int m = 0; m < members_; ++m) {
       for (int n = 0; n < envs_; ++n) {
         const size_t i = static_cast<size_t>(m) * envs_ + n;
-        replays_[m]->Add(n, obs_at(step.observations, i), step.actions[i], step.rewards[i], step.terminated[i] != 0,
+        // Dopamine clips in the runner, before the agent stores the transition.
+        const float reward = config_.clip_rewards ? std::clamp(step.rewards[i], -1.0f, 1.0f) : step.rewards[i];
+        replays_[m]->Add(n, obs_at(step.observations, i), step.actions[i], reward, step.terminated[i] != 0,
                          step.truncated[i] != 0, obs_at(step.next_observations, i), obs_at(step.final_observations, i));
       }
     }

@@ -72,6 +72,7 @@ struct AgentConfig {
   double epsilon_eval = 0.001;
   int64_t epsilon_decay_env_steps = 250000;
   int64_t seed = 0;
+  bool clip_rewards = false;
   ReplayConfig replay;
 
   template <typename V>
@@ -91,6 +92,10 @@ struct AgentConfig {
     v.Field("epsilon_decay_env_steps", epsilon_decay_env_steps,
             "Env steps over which epsilon decays linearly from 1 after the warm-up", config::AtLeast<int64_t>(1));
     v.Field("seed", seed, "Root seed of exploration and replay sampling", config::AtLeast<int64_t>(0));
+    v.Field("clip_rewards", clip_rewards,
+            "Clip each env step's reward to [-1, 1] before it enters replay (n-step returns are sums of clipped "
+            "rewards); episode returns stay unclipped. Dopamine's Atari runner does (clip_rewards=True): the Atari "
+            "presets set it; MinAtar does not");
     v.Field("replay", replay, "Replay buffer");
   }
 };

@@ -44,6 +44,12 @@ void AddListCommand(CLI::App& app, int& exit_code) {
                                spec.name, spec.description, c, h, w, spec.observation_low, spec.observation_high,
                                channels, spec.num_actions(), actions, spec.min_step_reward, spec.max_step_reward);
     }
+    // Families (e.g. atari/<game>): open name sets, created on demand (see docs/atari.md).
+    if (!*as_json) {
+      for (const auto& family : env::EnvRegistry::Global().Families()) {
+        std::cout << fmt::format("{}\n  {}\n", family.pattern, family.description);
+      }
+    }
     if (*as_json) std::cout << all.dump(2) << "\n";
     exit_code = 0;
   });

@@ -6,18 +6,8 @@
 #include <string>
 
 #include "tokenrl/config/config.h"
-
-namespace tokenrl::env {
-
-enum class ActionSet { kFull, kMinimal };
-
-}  // namespace tokenrl::env
-
-template <>
-struct tokenrl::config::EnumNames<tokenrl::env::ActionSet> {
-  static constexpr std::array<std::pair<tokenrl::env::ActionSet, std::string_view>, 2> kValues{
-      {{tokenrl::env::ActionSet::kFull, "full"}, {tokenrl::env::ActionSet::kMinimal, "minimal"}}};
-};
+#include "tokenrl/env/action_set.h"
+#include "tokenrl/env/atari/atari_config.h"
 
 namespace tokenrl::env {
 
@@ -46,6 +36,7 @@ struct EnvConfig {
   // 0 = no limit, as upstream MinAtar (Freeway ends itself after 2500 steps).
   int64_t max_episode_steps = 0;
   MinatarConfig minatar;
+  AtariConfig atari;
 
   template <typename V>
   void VisitFields(V& v) {
@@ -53,6 +44,7 @@ struct EnvConfig {
     v.Field("max_episode_steps", max_episode_steps,
             "Time limit in agent steps after which an episode is truncated; 0 = none", config::AtLeast<int64_t>(0));
     v.Field("minatar", minatar, "Options of the MinAtar games");
+    v.Field("atari", atari, "Options of the Atari games (atari/<game>, atari-fake/<game>; docs/atari.md)");
   }
 };
 
