@@ -82,9 +82,11 @@ TEST(VectorIsaTest, ActiveIsaFollowsTheEnvironment) {
   std::cout << "loops " << VectorIsaName(ActiveVectorIsa()) << ", oneDNN " << onednn << "\n";
   const char* cap = std::getenv("TOKENRL_CPU_ISA");
   if (cap != nullptr && *cap != '\0') {
-    if (*requested == VectorIsa::kBaseline) EXPECT_EQ(onednn, "sse41");
-    if (*requested == VectorIsa::kAvx2) EXPECT_EQ(onednn, "avx2");
-    if (*requested == VectorIsa::kAvx512) EXPECT_EQ(onednn.rfind("avx512_core", 0), 0u) << onednn;
+    switch (*requested) {
+      case VectorIsa::kBaseline: EXPECT_EQ(onednn, "sse41"); break;
+      case VectorIsa::kAvx2: EXPECT_EQ(onednn, "avx2"); break;
+      case VectorIsa::kAvx512: EXPECT_EQ(onednn.rfind("avx512_core", 0), 0u) << onednn; break;
+    }
   }
 }
 
