@@ -607,6 +607,34 @@ TEST(ReplayBufferFrameStackTest, SaveLoadIsByteIdenticalAndContinuesIdentically)
   EXPECT_EQ(b->Load(truncated).code(), Status::Code::kCorruption);
 }
 
+// Load checks that no pending slot can be overwritten before its window
+// emits it; every state that Add reaches with envs stepped in turn, at the
+// smallest capacity and with short episodes, must pass that check.
+TEST(ReplayBufferFrameStackTest, EveryReachableStateAtMinimalCapacityLoads) {
+  for (int k : {1, kStack}) {
+    for (int n : {1, 3}) {
+      const int envs = 3;
+      ReplayBufferConfig config{.capacity = ReplayBufferConfig::MinCapacity(envs, n, k),
+                                .num_envs = envs,
+                                .observation_size = k * kFrame,
+                                .n_step = {.n = n, .gamma = 0.9},
+                                .frame_stack = k,
+                                .verify_stacks = true};
+      ReplayBuffer a(config, std::make_unique<UniformSampler>(config.capacity));
+      ReplayBuffer b(config, std::make_unique<UniformSampler>(config.capacity));
+      StackedStreams streams(a, k, kFrame, 11);
+      for (int round = 0; round < 200; ++round) {
+        for (int env = 0; env < envs; ++env) streams.Step(env, 0.15, 0.1);
+        ByteWriter writer;
+        a.Save(writer);
+        ByteReader reader(writer.bytes());
+        const Status loaded = b.Load(reader);
+        ASSERT_TRUE(loaded.ok()) << "k " << k << " n " << n << " round " << round << ": " << loaded.ToString();
+      }
+    }
+  }
+}
+
 TEST(ReplayBufferFrameStackDeathTest, RejectsObservationsThatAreNotStacks) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const ReplayBufferConfig config = StackConfig(100, 1, 1);

@@ -1,6 +1,8 @@
 #include "tokenrl/agents/agent.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -57,7 +59,8 @@ class ValueAgent final : public Agent {
         .num_envs = envs_per_member,
         .observation_size = obs_size_,
         .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma},
-        .frame_stack = static_cast<int>(config.replay.frame_stack)};
+        .frame_stack = static_cast<int>(config.replay.frame_stack),
+        .num_actions = num_actions_};
     for (int m = 0; m < members; ++m) {
       std::unique_ptr<replay::Sampler> sampler;
       if (config.replay.prioritized) {
@@ -238,7 +241,27 @@ class ValueAgent final : public Agent {
     writer.WriteString(learner_state.bytes());
   }
 
+  // The replays and the learner load one after the other, so a part that
+  // fails after others loaded would leave a mix; a rejected state instead
+  // leaves the agent as it was: restore the state saved before trying.
   Status Load(ByteReader& reader) override {
+    ByteWriter before;
+    Save(before);
+    const Status status = LoadParts(reader);
+    if (!status.ok()) {
+      ByteReader restore(before.bytes());
+      const Status restored = LoadParts(restore);
+      if (!restored.ok()) {
+        std::fprintf(stderr, "Agent: restoring the state before a rejected load failed: %s\n",
+                     restored.ToString().c_str());
+        std::abort();  // Unreachable: the agent's own state always loads.
+      }
+    }
+    return status;
+  }
+
+ private:
+  Status LoadParts(ByteReader& reader) {
     const auto corrupt = [](std::string_view what) { return Status::Corruption(fmt::format("Agent: {}", what)); };
     uint32_t magic = 0, version = 0;
     int32_t members = 0, envs = 0;
@@ -282,7 +305,6 @@ class ValueAgent final : public Agent {
     return Status::Ok();
   }
 
- private:
   // One gradient update of all members on a batch [E, B] sampled from each
   // member's own replay; then priorities and statistics.
   Status Update() {
@@ -388,7 +410,8 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config, std::u
       .num_envs = envs_per_member,
       .observation_size = static_cast<int64_t>(io.channels) * io.height * io.width,
       .n_step = {.n = static_cast<int>(config.n_step), .gamma = config.gamma},
-      .frame_stack = static_cast<int>(config.replay.frame_stack)};
+      .frame_stack = static_cast<int>(config.replay.frame_stack),
+      .num_actions = io.num_actions};
   TOKENRL_RETURN_IF_ERROR(replay_config.Validate().WithContext("Agent"));
   if (config.replay.prioritized) {
     const replay::PrioritizedSamplerConfig sampler_config{.alpha = config.replay.alpha, .beta = config.replay.beta};

@@ -1,10 +1,12 @@
 #include "tokenrl/config/config.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <cerrno>
 #include <cstring>
+#include <filesystem>
+
+#include "tokenrl/core/file_util.h"
 
 namespace tokenrl::config {
 namespace internal {
@@ -34,7 +36,14 @@ std::string QuoteTomlString(std::string_view s) {
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
-      default: out += c;
+      default:
+        // TOML forbids other control characters in basic strings (found by
+        // tests/fuzz/config_fuzz.cc): escape them.
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          out += fmt::format("\\u{:04X}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
     }
   }
   return out + "\"";
@@ -67,8 +76,9 @@ StatusOr<toml::table> ReadTomlFiles(const std::vector<std::string>& files) {
   toml::table merged;
   for (const auto& file : files) {
     if (!std::filesystem::exists(file)) return Status::NotFound(fmt::format("config file {} does not exist", file));
+    TOKENRL_ASSIGN_OR_RETURN(const std::string text, ReadFile(file));
     try {
-      toml::table t = toml::parse_file(file);
+      toml::table t = toml::parse(text, file);
       internal::MergeInto(merged, t);
     } catch (const toml::parse_error& e) {
       return Status::InvalidArgument(fmt::format("{}:{}:{}: TOML syntax error: {}", file, e.source().begin.line,
@@ -78,7 +88,33 @@ StatusOr<toml::table> ReadTomlFiles(const std::vector<std::string>& files) {
   return merged;
 }
 
+namespace {
+
+// Whether `s` is well-formed UTF-8 (TOML text must be; a bare-string value
+// that is not would print as TOML that does not parse back).
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
+    if (n < 0 || i + static_cast<size_t>(n) >= s.size()) return false;  // Bad lead byte, or cut short.
+    uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (int k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
+    i += static_cast<size_t>(n) + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status ApplyOverride(toml::table& table, std::string_view assignment) {
+  if (!IsUtf8(assignment)) return Status::InvalidArgument("--set: the assignment is not valid UTF-8 text");
   const size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) {
     return Status::InvalidArgument(

@@ -12,7 +12,8 @@ namespace tokenrl {
 // rename, so a crash leaves either the old file or the new one, never a torn one.
 Status WriteFileAtomic(const std::string& path, std::string_view text);
 
-// Reads a whole file.
+// Reads a whole regular file (InvalidArgument for a directory, FIFO or device;
+// IoError when it cannot be opened).
 StatusOr<std::string> ReadFile(const std::string& path);
 
 }  // namespace tokenrl

@@ -57,7 +57,9 @@ class ByteReader {
     uint64_t n = 0;
     if (!Read(n) || n > max_size || (bytes_.size() - offset_) / sizeof(T) < n) return Fail();
     values.resize(n);
-    std::memcpy(values.data(), bytes_.data() + offset_, n * sizeof(T));
+    // An empty vector's data() may be null, which memcpy must not get even
+    // for 0 bytes (UBSan, found by tests/fuzz/replay_state_fuzz.cc).
+    if (n > 0) std::memcpy(values.data(), bytes_.data() + offset_, n * sizeof(T));
     offset_ += n * sizeof(T);
     return true;
   }

@@ -1,6 +1,7 @@
 #include "tokenrl/nn/learner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 
@@ -99,6 +100,22 @@ Status ValidateUpdateBatch(const UpdateBatch& batch, int members, const NetworkI
     if (batch.actions[i] < 0 || batch.actions[i] >= io.num_actions) {
       return Status::InvalidArgument(
           fmt::format("update batch: action {} at index {} is outside [0, {})", batch.actions[i], i, io.num_actions));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateLearnerState(std::string_view backend, int64_t adam_step) {
+  if (adam_step >= 0) return Status::Ok();
+  return Status::Corruption(fmt::format("{} learner state: negative optimizer step count {}", backend, adam_step));
+}
+
+Status ValidateLearnerTensor(std::string_view backend, std::string_view name, std::span<const float> values) {
+  const bool second_moment = name.starts_with("adam_v/");
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i]) || (second_moment && values[i] < 0.0f)) {
+      return Status::Corruption(fmt::format("{} learner state: tensor \"{}\" holds {} at index {} (a damaged file?)",
+                                            backend, name, values[i], i));
     }
   }
   return Status::Ok();

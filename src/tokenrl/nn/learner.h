@@ -27,6 +27,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tokenrl/config/config.h"
@@ -206,6 +207,12 @@ Status ValidateUpdateBatch(const UpdateBatch& batch, int members, const NetworkI
 // What a checkpoint must agree on to be loadable: the network config, the
 // observation/action shapes and the member count, as text.
 std::string LearnerFingerprint(const NetworkConfig& network, const NetworkIo& io, int members);
+// What a loaded learner state must hold, whatever the backend: a step count
+// >= 0, finite values in every tensor and second moments >= 0 (names starting
+// "adam_v/"). Training never saves anything else (a non-finite loss stops it
+// first), so anything else is a damaged file. Corruption names the tensor.
+Status ValidateLearnerState(std::string_view backend, int64_t adam_step);
+Status ValidateLearnerTensor(std::string_view backend, std::string_view name, std::span<const float> values);
 
 using LearnerFactory = std::function<StatusOr<std::unique_ptr<Learner>>(
     const NetworkConfig&, const LearnerConfig&, const NetworkIo&, int members)>;

@@ -81,6 +81,8 @@ class NStepAccumulator {
 
   // Number of steps waiting for their window to fill (at most n - 1 between Pushes).
   int pending() const { return static_cast<int>(window_.size()); }
+  // Pending step i, oldest first. REQUIRES: 0 <= i < pending().
+  const StepRecord& pending_step(int i) const { return window_[static_cast<size_t>(i)]; }
 
   // Drops the pending steps without emitting them (e.g. when a stream is reset
   // without an end-of-episode flag).

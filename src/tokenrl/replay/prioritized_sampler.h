@@ -57,6 +57,7 @@ class PrioritizedSampler final : public Sampler {
 
   int64_t capacity() const override { return tree_.capacity(); }
   int64_t size() const override { return size_; }
+  bool Contains(int64_t index) const override { return valid_[index] != 0; }
   // Sets the slot's stored value to max_recorded_priority() (a re-Add resets it).
   void Add(int64_t index) override;
   // Sets the slot's stored value to 0.

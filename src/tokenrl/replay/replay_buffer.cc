@@ -29,7 +29,7 @@ template <typename T>
 bool ReadPrefix(ByteReader& reader, std::vector<T>& values, int64_t count) {
   std::string bytes;
   if (!reader.ReadString(bytes) || bytes.size() != count * sizeof(T)) return false;
-  std::memcpy(values.data(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(values.data(), bytes.data(), bytes.size());  // data() may be null when empty.
   return true;
 }
 
@@ -301,8 +301,13 @@ Status ReplayBuffer::Load(ByteReader& reader) {
     return corrupt("truncated state");
   }
   if (static_cast<int64_t>(current.size()) != num_envs) return corrupt("wrong number of environment streams");
+  const auto valid_action = [&](int32_t a) { return a >= 0 && (config_.num_actions == 0 || a < config_.num_actions); };
   int64_t transitions = 0;
   for (int64_t s = 0; s < used; ++s) {
+    if (!valid_action(action[s]) || !std::isfinite(returns[s]) || !(discounts[s] >= 0.0f && discounts[s] <= 1.0f)) {
+      return corrupt(fmt::format("slot {}: action {}, return {} or discount {} out of range", s, action[s], returns[s],
+                                 discounts[s]));
+    }
     if (state[s] > kTransition || successor[s] < -1 || successor[s] >= used ||
         (state[s] == kTransition && (next_slot[s] < 0 || next_slot[s] >= used)) ||
         (frame_stack > 1 && (prev_write[s] < -1 || prev_write[s] >= writes))) {
@@ -314,9 +319,54 @@ Status ReplayBuffer::Load(ByteReader& reader) {
     if (c < -1 || c >= used || (c >= 0 && state[c] != kPending)) return corrupt("inconsistent current slot");
   }
   std::vector<NStepAccumulator> accumulators(config_.num_envs, NStepAccumulator(config_.n_step));
-  for (NStepAccumulator& acc : accumulators) TOKENRL_RETURN_IF_ERROR(acc.Load(reader).WithContext("ReplayBuffer"));
+  for (NStepAccumulator& acc : accumulators) {
+    TOKENRL_RETURN_IF_ERROR(acc.Load(reader).WithContext("ReplayBuffer"));
+    // A pending step names the slot of its observation, whose successor
+    // (the next observation) is already written.
+    for (int i = 0; i < acc.pending(); ++i) {
+      const StepRecord& step = acc.pending_step(i);
+      if (step.id < 0 || step.id >= used || state[step.id] != kPending || successor[step.id] < 0 ||
+          !valid_action(step.action) || !std::isfinite(step.reward)) {
+        return corrupt("inconsistent pending n-step window");
+      }
+    }
+  }
+  // Every pending slot is referenced once, by its env's window or current
+  // observation, and survives the writes until its window emits it: with envs
+  // stepped in turn, each round writes at most 2 slots per env, and the slot
+  // at position i of a window with p pending steps (the current observation
+  // is position p) is emitted within n - p + i rounds. A state that fails this
+  // could not come from Add, and loading it would overwrite a pending slot.
+  std::vector<uint8_t> referenced(used, 0);
+  for (int env = 0; env < config_.num_envs; ++env) {
+    const NStepAccumulator& acc = accumulators[env];
+    const int p = acc.pending();
+    for (int i = 0; i <= p; ++i) {
+      const int64_t slot = i < p ? acc.pending_step(i).id : current[env];
+      if (slot < 0) continue;
+      const int64_t last = writes - 1;
+      const int64_t age_in_writes = writes - (last - (last - slot) % capacity);
+      const int64_t writes_until_emitted = 2 * int64_t{config_.num_envs} * (config_.n_step.n - p + i);
+      if (referenced[slot]++ || age_in_writes + writes_until_emitted > capacity) {
+        return corrupt(fmt::format("pending slot {} referenced twice or overwritten before its window ends", slot));
+      }
+    }
+  }
+  for (int64_t s = 0; s < used; ++s) {
+    if (state[s] == kPending && !referenced[s]) return corrupt(fmt::format("pending slot {} is not referenced", s));
+  }
+  // The sampler loads in place; keep its state to put back if it disagrees
+  // with the storage (a rejected state changes nothing).
+  ByteWriter sampler_before;
+  sampler_->Save(sampler_before);
   TOKENRL_RETURN_IF_ERROR(sampler_->Load(reader).WithContext("ReplayBuffer"));
-  if (sampler_->size() != transitions) return corrupt("sampler and storage disagree on the stored transitions");
+  bool agree = sampler_->size() == transitions;
+  for (int64_t s = 0; s < capacity && agree; ++s) agree = sampler_->Contains(s) == (s < used && state[s] == kTransition);
+  if (!agree) {
+    ByteReader restore(sampler_before.bytes());
+    (void)sampler_->Load(restore);  // Its own saved state: always loads.
+    return corrupt("sampler and storage disagree on the stored transitions");
+  }
 
   writes_ = writes;
   obs_ = std::move(obs);

@@ -88,6 +88,9 @@ struct ReplayBufferConfig {
   // Observations are stacks of this many frames (newest last); each frame is
   // stored once. 1: observations are stored whole.
   int frame_stack = 1;
+  // > 0: Load rejects stored actions outside [0, num_actions) (the agent sets
+  // its action count); 0: any action >= 0.
+  int num_actions = 0;
   // Rebuild every stored observation and compare it with the one passed in.
 #ifdef NDEBUG
   bool verify_stacks = false;
@@ -162,9 +165,9 @@ class ReplayBuffer {
 
   // Checkpointing: the stored observations (frames) and transitions, the
   // frame links, the write position, every accumulator and the sampler. Save -> Load -> Save gives
-  // identical bytes. Load fails with Corruption on truncated input or a
-  // different configuration; the buffer is then unspecified until a
-  // successful Load (which restores everything).
+  // identical bytes. Load fails with Corruption on truncated input, a
+  // different configuration or an inconsistent state, and then changes
+  // nothing (tests/fuzz/replay_state_fuzz.cc checks both).
   void Save(ByteWriter& writer) const;
   Status Load(ByteReader& reader);
 

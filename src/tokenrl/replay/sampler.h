@@ -49,6 +49,9 @@ class Sampler {
   // Number of slots currently valid (Added and not Removed since).
   virtual int64_t size() const = 0;
 
+  // Whether slot `index` is valid. REQUIRES: 0 <= index < capacity().
+  virtual bool Contains(int64_t index) const = 0;
+
   // Marks slot `index` as newly written and valid. Adding a slot that is
   // already valid treats it as overwritten with a new item (a prioritized
   // sampler resets its priority to the max recorded priority).

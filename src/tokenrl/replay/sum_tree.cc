@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace tokenrl::replay {
 
@@ -78,7 +79,12 @@ Status SumTree::Load(ByteReader& reader) {
     return Status::Corruption(
         fmt::format("SumTree: saved capacity {} ({} leaves) != capacity {}", capacity, leaves.size(), capacity_));
   }
-  if (!std::isfinite(max_recorded) || max_recorded < 1.0 || !std::all_of(leaves.begin(), leaves.end(), ValidPriority)) {
+  // Priorities come from float losses (loss^alpha, alpha <= 1), so none
+  // exceeds the largest float; a larger one (finite as a double) would let the
+  // total, and the sampling values, overflow to infinity once slots are added
+  // at the max recorded priority (found by tests/fuzz/replay_state_fuzz.cc).
+  const auto saved_priority = [](double p) { return ValidPriority(p) && p <= std::numeric_limits<float>::max(); };
+  if (!saved_priority(max_recorded) || max_recorded < 1.0 || !std::all_of(leaves.begin(), leaves.end(), saved_priority)) {
     return Status::Corruption("SumTree: invalid priority in saved state");
   }
   std::fill(nodes_.begin(), nodes_.end(), 0.0);

@@ -16,6 +16,7 @@ class UniformSampler final : public Sampler {
   explicit UniformSampler(int64_t capacity);
 
   int64_t capacity() const override { return static_cast<int64_t>(position_.size()); }
+  bool Contains(int64_t index) const override { return position_[index] >= 0; }
   int64_t size() const override { return static_cast<int64_t>(valid_.size()); }
   void Add(int64_t index) override;
   void Remove(int64_t index) override;

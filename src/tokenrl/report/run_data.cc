@@ -373,9 +373,10 @@ StatusOr<std::vector<MemberMetrics>> ParseMetricsCsv(std::string_view text, std:
 }
 
 StatusOr<std::map<std::string, std::string>> LoadFlatConfig(const std::string& path) {
+  TOKENRL_ASSIGN_OR_RETURN(const std::string text, ReadFile(path));
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     return Status::InvalidArgument(

@@ -592,6 +592,7 @@ Status CpuLearner::Load(ByteReader& reader) {
     return Status::Corruption(fmt::format(
         "cpu learner state: saved for a different network, observation shape or member count:\n{}", fingerprint));
   }
+  TOKENRL_RETURN_IF_ERROR(ValidateLearnerState("cpu", step));
   const std::vector<StateTensor> tensors = StateTensors(*online_, *target_, adam_m_, adam_v_, members_);
   if (count != tensors.size()) {
     return Status::Corruption(fmt::format("cpu learner state: {} tensors, this learner has {}", count, tensors.size()));
@@ -610,6 +611,9 @@ Status CpuLearner::Load(ByteReader& reader) {
           "cpu learner state: tensor \"{}\" {} does not match this network's \"{}\" {} (different network config?)",
           name, fmt::join(shape, "x"), tensors[i].name, fmt::join(tensors[i].shape, "x")));
     }
+    std::vector<float> values(tensors[i].values->size());
+    std::memcpy(values.data(), loaded[i].data(), loaded[i].size());
+    TOKENRL_RETURN_IF_ERROR(ValidateLearnerTensor("cpu", name, values));
   }
   std::string online_noise, target_noise;
   if (!reader.ReadString(online_noise) || !reader.ReadString(target_noise)) {

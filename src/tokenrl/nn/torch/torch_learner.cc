@@ -92,6 +92,11 @@ StatusOr<torch::Tensor> ReadTensor(ByteReader& reader, const StateTensor& expect
   torch::Tensor t = torch::empty(want, torch::TensorOptions(expected.tensor.scalar_type()));
   if (data.size() != t.nbytes()) return Status::Corruption("torch learner state: tensor byte count mismatch");
   std::memcpy(t.data_ptr(), data.data(), data.size());
+  if (t.is_floating_point()) {
+    const torch::Tensor f = t.to(torch::kFloat).contiguous();
+    TOKENRL_RETURN_IF_ERROR(
+        ValidateLearnerTensor("torch", name, std::span<const float>(f.data_ptr<float>(), static_cast<size_t>(f.numel()))));
+  }
   return t;
 }
 
@@ -583,6 +588,7 @@ Status TorchLearner::Load(ByteReader& reader) {
     return Status::Corruption(fmt::format(
         "torch learner state: saved for a different network, observation shape or member count:\n{}", fingerprint));
   }
+  TOKENRL_RETURN_IF_ERROR(ValidateLearnerState("torch", step));
   const std::vector<StateTensor> tensors = StateTensors(online_, target_, names_, adam_m_, adam_v_);
   if (count != tensors.size()) {
     return Status::Corruption(
