@@ -380,10 +380,20 @@ class Trainer {
     TOKENRL_RETURN_IF_ERROR(OpenExpertLogs(resumed));
     start_env_steps_ = agent_->env_steps();
 
-    TOKENRL_RETURN_IF_ERROR(Loop());
+    // A full disk or an output directory turned read-only surfaces as an
+    // IoError from a write: stop there, naming the checkpoint to resume from
+    // (the last one written whole; a failed write leaves no partial file).
+    const auto stop_on_output_error = [&](Status status) {
+      if (status.code() != Status::Code::kIoError) return status;
+      return Stopped(agent_->env_steps(), status.message(),
+                     fmt::format("free space or make {} writable, then continue with --resume", dir_));
+    };
+    TOKENRL_RETURN_IF_ERROR(stop_on_output_error(Loop()));
     if (options_.progress) Progress(/*force=*/true);
     if (tty_line_) std::cerr << "\n";
-    return Finish();
+    auto finished = Finish();
+    if (!finished.ok()) return stop_on_output_error(finished.status());
+    return finished;
   }
 
  private:
@@ -430,12 +440,11 @@ class Trainer {
 
   static bool Crossed(int64_t before, int64_t after, int64_t every) { return before / every != after / every; }
 
-  Status Stopped(int64_t env_steps, const std::string& why) {
+  Status Stopped(int64_t env_steps, const std::string& why,
+                 const std::string& next = "continue with --resume after fixing the config") {
     if (tty_line_) std::cerr << "\n";
-    return Status::Internal(fmt::format(
-        "training stopped at env step {} (per member): {}; last good checkpoint: {} (continue with --resume after "
-        "fixing the config)",
-        env_steps, why, last_checkpoint_.empty() ? "none" : last_checkpoint_));
+    return Status::Internal(fmt::format("training stopped at env step {} (per member): {}; last good checkpoint: {} ({})",
+                                        env_steps, why, last_checkpoint_.empty() ? "none" : last_checkpoint_, next));
   }
 
   void RecordEpisodes() {
@@ -518,7 +527,7 @@ class Trainer {
     }
     stats_.updates_since_row = 0;
     if (std::fwrite(rows.data(), 1, rows.size(), metrics_) != rows.size() || std::fflush(metrics_) != 0) {
-      return Status::IoError(fmt::format("cannot write {}/metrics.csv", dir_));
+      return Status::IoError(fmt::format("cannot write {}/metrics.csv: {}", dir_, std::strerror(errno)));
     }
     stats_.metrics_bytes += rows.size();
 
@@ -742,10 +751,17 @@ class Trainer {
     const std::string path = fmt::format("{}/ckpt-{:012d}.bin", ckpt_dir_, agent_->env_steps());
     TOKENRL_RETURN_IF_ERROR(WriteCheckpointFile(path, w.bytes()));
     last_checkpoint_ = path;
-    const auto all = ListCheckpoints(ckpt_dir_);
-    for (size_t i = static_cast<size_t>(config_.schedule.keep_checkpoints); i < all.size(); ++i) {
+    // Keep the newest keep_checkpoints up to this step. A checkpoint of a later
+    // step is one that failed to verify at resume (this run went on from an
+    // earlier one): superseded now that a good one is written.
+    size_t kept = 0;
+    for (const auto& [steps, file] : ListCheckpoints(ckpt_dir_)) {
+      if (steps <= agent_->env_steps() && kept < static_cast<size_t>(config_.schedule.keep_checkpoints)) {
+        ++kept;
+        continue;
+      }
       std::error_code ec;
-      fs::remove(all[i].second, ec);
+      fs::remove(file, ec);
     }
     return Status::Ok();
   }
@@ -755,10 +771,10 @@ class Trainer {
     for (const auto& [steps, path] : ListCheckpoints(ckpt_dir_)) {
       auto payload = ReadCheckpointFile(path);
       if (!payload.ok()) {
+        // Left as it is (a rejected checkpoint changes nothing): the next
+        // checkpoint this run writes supersedes it.
         std::cerr << fmt::format("tokenrl train: warning: {}; using the previous checkpoint\n",
                                  payload.status().message());
-        std::error_code ec;
-        fs::rename(path, path + ".corrupt", ec);
         continue;
       }
       ByteReader r(*payload);

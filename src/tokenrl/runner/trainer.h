@@ -62,7 +62,8 @@
 //
 // Resume (resume = true): the newest checkpoint whose header and checksum
 // verify is loaded (a corrupted or truncated one is reported on stderr as a
-// warning, renamed to *.corrupt, and the previous one used); metrics.csv is
+// warning, left in place, and the previous one used; the next checkpoint
+// written removes it as superseded); metrics.csv is
 // truncated to the length recorded in it and the run continues. Without a
 // usable checkpoint the run starts over. A run whose DONE exists is not
 // rerun. Killed at any point (SIGKILL included), a resumed run therefore
