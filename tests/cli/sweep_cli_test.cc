@@ -276,5 +276,53 @@ TEST(SweepCliTest, SlurmBackendOnARealLocalSlurm) {
   fs::remove_all(root);
 }
 
+// A crashed and a preempted Slurm array task (tests/cli/slurm_kill_scenario.sh):
+// task 0 SIGKILLed mid-run, task 1 requeued mid-run. The requeued task resumes
+// from its checkpoint inside the same array; re-submitting the sweep submits
+// only the killed job, which resumes too. Every job ends done, trained by
+// exactly the attempts said, with metrics byte-identical to an uninterrupted
+// local sweep of the same plan.
+TEST(SweepCliTest, SlurmTaskKilledAndRequeued) {
+  if (!HaveSlurm()) {
+    std::printf("\n*** SKIPPED: slurm not installed (apt-get install slurmctld slurmd slurm-client munge) ***\n\n");
+    GTEST_SKIP() << "SKIPPED: slurm not installed";
+  }
+  const std::string root = ::testing::TempDir() + "/sweep_slurm_kill_" + std::to_string(getpid());
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const std::string sweep = WriteSweep(root);
+  const std::string budget = "6000";  // Long enough to be caught mid-run (checkpoints every 200 steps).
+  const std::string clean = root + "/clean", out = root + "/out";
+  ShellResult r = RunShell(kBin + " sweep " + sweep + " --out " + clean + " --workers 2 --budget " + budget);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=300 bash " + kSrc + "/tests/cli/slurm_local.sh bash " + kSrc +
+               "/tests/cli/slurm_kill_scenario.sh " + kBin + " " + sweep + " " + out + " " + budget);
+  if (r.exit_code == 77) GTEST_SKIP() << "SKIPPED: slurm not installed\n" << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_NE(r.output.find("scenario: SIGKILLed array task"), std::string::npos) << r.output;
+  ASSERT_NE(r.output.find("scenario: requeued array task"), std::string::npos) << r.output;
+  auto first = ReadFile(out + "/slurm/submit-0.jobs");
+  auto second = ReadFile(out + "/slurm/submit-1.jobs");
+  ASSERT_TRUE(first.ok() && second.ok()) << r.output;
+  const std::string killed = first->substr(0, first->find('\n'));
+  const std::string requeued = first->substr(killed.size() + 1, first->find('\n', killed.size() + 1) - killed.size() - 1);
+  EXPECT_EQ(*second, killed + "\n") << "the re-submission must hold only the killed job\n" << r.output;
+  EXPECT_FALSE(fs::exists(out + "/slurm/submit-2.sbatch"));
+  const std::vector<std::string> jobs = JobDirs(out), clean_jobs = JobDirs(clean);
+  ASSERT_EQ(jobs.size(), 4u);
+  ASSERT_EQ(clean_jobs.size(), 4u);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const std::string rel = fs::relative(jobs[i], out).string();
+    EXPECT_EQ(rel, fs::relative(clean_jobs[i], clean).string());
+    EXPECT_TRUE(fs::exists(jobs[i] + "/DONE")) << rel;
+    EXPECT_FALSE(fs::exists(jobs[i] + "/FAILED")) << rel;
+    const int attempts = rel == killed || rel == requeued ? 2 : 1;
+    EXPECT_EQ(Count(Log(jobs[i]), ": tokenrl train"), attempts) << rel << "\n" << Log(jobs[i]);
+    EXPECT_EQ(*ReadFile(jobs[i] + "/metrics.csv"), *ReadFile(clean_jobs[i] + "/metrics.csv"))
+        << rel << " differs from the uninterrupted sweep";
+  }
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace tokenrl

@@ -126,7 +126,11 @@ Status Sweep(const SweepArgs& args) {
     return Status::Internal(fmt::format("{} of {} job(s) failed (see sweep.log and FAILED in each):{}",
                                         result.failed.size(), plan.jobs.size(), list));
   }
-  if (!args.quiet) {
+  const bool submitted_only =
+      args.backend == "slurm" && args.no_follow && result.done < static_cast<int>(plan.jobs.size());
+  if (!args.quiet && submitted_only) {
+    std::cout << fmt::format("sweep {}: submitted; follow it with: tokenrl sweep status {}\n", plan.name, args.out);
+  } else if (!args.quiet) {
     std::cout << fmt::format("sweep {}: all {} job(s) done ({} ran now, {} already done). "
                              "Report: tokenrl report {} --out {}/report\n",
                              plan.name, plan.jobs.size(), result.ran, result.skipped, args.out, args.out);
