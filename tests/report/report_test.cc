@@ -469,6 +469,38 @@ TEST(ReportTest, ClearErrorsAndWarnings) {
   EXPECT_EQ(it->final_score, 0.7);
 }
 
+// The paper's final aggregates average the training returns of the last 10%
+// of steps; final_fraction does that per run, and the report says which score.
+TEST(ReportTest, FinalFractionAveragesThePointsOfTheLastSteps) {
+  TempDir tmp("final_fraction");
+  std::string metrics = "member,env_steps,return_mean_recent,eval_return_mean\n";
+  for (int k = 1; k <= 10; ++k) metrics += fmt::format("0,{},{},\n", 100 * k, k);  // Score k at step 100 k.
+  for (const std::string& task : kTasks) {
+    const fs::path dir = tmp.path() / "runs" / "flatten" / task;
+    WriteText(dir / "config.resolved.toml", Config("minatar/" + task, "flatten", 0));
+    WriteText(dir / "metrics.csv", metrics);
+    WriteText(dir / "DONE", "");
+  }
+  const std::vector<std::pair<double, double>> cases = {{0.0, 10.0}, {0.1, 10.0}, {0.35, 8.5}, {0.95, 5.5}};
+  for (const auto& [fraction, expected] : cases) {
+    ReportOptions o = SmallOptions(tmp.path() / "runs", tmp.path() / fmt::format("out{}", fraction));
+    o.plots = false;
+    o.final_fraction = fraction;
+    auto result = RunReport(o);
+    ASSERT_TRUE(result.ok()) << result.status().message();
+    for (const ReportRun& run : result->runs) EXPECT_DOUBLE_EQ(run.final_score, expected) << fraction;
+    const std::string md = *ReadFile(o.out_dir + "/report.md");
+    const std::string said = fraction == 0.0 ? "its last logged training return"
+                                             : fmt::format("in the last {:g}% of its env steps", 100 * fraction);
+    EXPECT_NE(md.find(said), std::string::npos) << md;
+  }
+  ReportOptions bad = SmallOptions(tmp.path() / "runs", tmp.path() / "bad");
+  bad.final_fraction = 1.0;
+  auto rejected = RunReport(bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_NE(rejected.status().message().find("final_fraction"), std::string::npos);
+}
+
 TEST(ReportTest, ParseMetricsCsvReadsEvalAndTrainingSeries) {
   auto parsed = ParseMetricsCsv(Metrics(0, 1), "m.csv");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();

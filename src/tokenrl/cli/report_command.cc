@@ -33,6 +33,7 @@ struct ReportCliOptions {
   int64_t seed = 0;
   double confidence = 0.95;
   double gamma = 1.0;
+  double final_fraction = 0.0;
   bool no_plots = false;
   std::string gnuplot;
 };
@@ -69,6 +70,7 @@ int Run(const ReportCliOptions& o) {
   r.seed = static_cast<uint32_t>(o.seed);
   r.confidence = o.confidence;
   r.gamma = o.gamma;
+  r.final_fraction = o.final_fraction;
   r.plots = !o.no_plots;
   r.gnuplot = o.gnuplot;
   auto result = report::RunReport(r);
@@ -143,6 +145,10 @@ void AddReportCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--gamma", o->gamma, "Optimality gap threshold in normalized units")->capture_default_str();
   cmd->add_flag("--no-plots", o->no_plots, "Write the plot data and gnuplot scripts but do not run gnuplot");
+  cmd->add_option("--final-fraction", o->final_fraction,
+                  "Final score of a run: 0 = its last logged point; f = the mean of its points in the last fraction "
+                  "f of its env steps (the paper's aggregates: 0.1)")
+      ->capture_default_str();
   cmd->add_option("--gnuplot", o->gnuplot, "gnuplot executable (default: gnuplot on $PATH)");
   cmd->callback([o, &exit_code] { exit_code = Run(*o); });
 }

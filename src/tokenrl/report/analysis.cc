@@ -51,10 +51,30 @@ StatusOr<std::vector<IntervalEstimate>> CurveIqm(const std::vector<std::vector<d
   return StratifiedBootstrapEstimates(matrix, points, statistic, options);
 }
 
+// A run's final score from its (env steps, score) points, increasing in
+// steps: the last point, or with fraction f > 0 the mean of the points past
+// (1 - f) of the last step (the last point at least).
+double FinalScore(const std::vector<std::pair<int64_t, double>>& series, double fraction) {
+  if (fraction <= 0.0) return series.back().second;
+  const double from = (1.0 - fraction) * static_cast<double>(series.back().first);
+  double sum = 0.0;
+  int n = 0;
+  for (auto it = series.rbegin(); it != series.rend() && (n == 0 || static_cast<double>(it->first) > from); ++it) {
+    sum += it->second;
+    ++n;
+  }
+  return sum / n;
+}
+
 }  // namespace
 
 StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
   if (options.tau_points < 2) return Status::InvalidArgument("tau_points must be at least 2");
+  if (!(options.final_fraction >= 0.0 && options.final_fraction < 1.0)) {
+    return Status::InvalidArgument(
+        fmt::format("final_fraction must be in [0, 1) (0: last point; 0.1: the last 10% of steps), not {}",
+                    options.final_fraction));
+  }
   Analysis analysis;
   BootstrapOptions& agg_options = analysis.aggregate_options;
   agg_options.reps = options.reps;
@@ -117,7 +137,7 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
       }
       run.final_from_eval = !m.eval.empty();
       if (!run.final_from_eval) ++fallback;
-      run.final_score = series.back().second;
+      run.final_score = FinalScore(series, options.final_fraction);
       for (const auto& [step, value] : series) {
         run.curve_steps.push_back(step);
         run.curve_scores.push_back(value);

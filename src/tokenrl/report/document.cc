@@ -66,6 +66,22 @@ void Image(Doc& d, const std::string& name, const std::string& alt, bool drawn) 
   }
 }
 
+// What a run's final score is, in words (report.h; ReportOptions::final_fraction).
+std::string FinalScoreText(const std::vector<ReportRun>& runs, double fraction) {
+  size_t from_eval = 0;
+  for (const auto& run : runs) from_eval += run.final_from_eval;
+  const std::string source =
+      from_eval == runs.size() ? "evaluation return (eval_return_mean)"
+      : from_eval == 0         ? "training return (return_mean_recent: the mean of its last 100 training episodes, "
+                                 "exploration on)"
+                               : fmt::format("evaluation return (eval_return_mean) for {} runs, training return "
+                                             "(return_mean_recent) for the {} without evaluations",
+                                             from_eval, runs.size() - from_eval);
+  if (fraction <= 0.0) return "its last logged " + source;
+  return fmt::format("the mean of its {} over the logged points in the last {:g}% of its env steps", source,
+                     100.0 * fraction);
+}
+
 Status WriteDocuments(const ReportOptions& options, const Analysis& analysis, const AggregateTable& table,
                       const std::vector<std::string>& slugs, const std::set<std::string>& drawn,
                       ReportResult& result) {
@@ -102,10 +118,10 @@ Status WriteDocuments(const ReportOptions& options, const Analysis& analysis, co
                                Join(std::vector<std::string>(all_tasks.begin(), all_tasks.end()), ", ")),
                    fmt::format("Normalization: {}{}", normalize,
                                result.normalization_source.empty() ? "" : " (" + result.normalization_source + ")"),
-                   fmt::format("Final score of a run: its last evaluation return (eval_return_mean); confidence "
-                               "intervals: {} stratified bootstrap, seed {} ({} replicates for the table, {} for "
-                               "curves, {} for profiles)",
-                               ci, options.seed, options.reps, options.curve_reps, options.profile_reps),
+                   fmt::format("Final score of a run: {}; confidence intervals: {} stratified bootstrap, seed {} ({} "
+                               "replicates for the table, {} for curves, {} for profiles)",
+                               FinalScoreText(result.runs, options.final_fraction), ci, options.seed, options.reps,
+                               options.curve_reps, options.profile_reps),
                });
   }
   Heading(d, 2, "Aggregate metrics");

@@ -31,7 +31,9 @@
 //             variant on its task.
 //  - final score of a run: the member's last eval_return_mean in metrics.csv;
 //             when the member has no evaluation at all, its last
-//             return_mean_recent (training return), with a warning.
+//             return_mean_recent (training return), with a warning. With
+//             final_fraction f > 0: the mean of those values over the points
+//             in the last fraction f of its env steps instead of the last one.
 //  - learning curve of a run: its score at every evaluation point (or every
 //             logged point in the return_mean_recent fallback).
 //

@@ -29,6 +29,10 @@ struct ReportOptions {
   uint32_t seed = 0;                  // Bootstrap seed (numpy.random.seed semantics).
   double confidence = 0.95;
   double gamma = 1.0;                 // Optimality gap threshold (score units after normalization).
+  // Final score of a run: 0 = its last logged point; f in (0, 1) = the mean of
+  // its points in the last fraction f of its env steps (points with step >
+  // (1 - f) x its last step), as the paper's final aggregates (0.1).
+  double final_fraction = 0.0;
   int tau_points = 101;               // Size of the performance-profile tau grid.
   bool plots = true;                  // Run gnuplot (scripts and data are written either way).
   std::string gnuplot;                // gnuplot executable; "" = search $PATH.
