@@ -6,6 +6,10 @@
 #   scripts/setup.sh run    what the main job needs: the `tokenrl` binary on the
 #                           built-in CPU engine (no libtorch, tests or benchmarks)
 #   scripts/setup.sh test   everything: libtorch backend, tests, benchmarks, Slurm
+#   scripts/setup.sh asan   the tests built with AddressSanitizer + UBSan, in build-asan/
+#   scripts/setup.sh tsan   the tests built with ThreadSanitizer, in build-tsan/
+#   scripts/setup.sh fuzz   the fuzz targets (clang, libFuzzer, ASan + UBSan), in build-fuzz/
+#                           (docs/hardening.md; scripts/sanitize.sh and scripts/fuzz.sh run them)
 #
 # `run` never downgrades a build directory that `test` configured: it then just
 # builds the `tokenrl` target there.
@@ -17,8 +21,8 @@ cd "$(dirname "$0")/.."
 
 MODE=${1:-test}
 case "$MODE" in
-  run | test) ;;
-  *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+  run | test | asan | tsan | fuzz) ;;
+  *) echo "usage: scripts/setup.sh [run|test|asan|tsan|fuzz]" >&2; exit 2 ;;
 esac
 # Each step says what it does and when it starts (seconds since this script began).
 step() { echo "== setup ($MODE) [${SECONDS} s]: $*"; }
@@ -28,7 +32,7 @@ PACKAGES=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libopenblas0 libopenblas-dev libdnnl-dev
 )
-if [[ $MODE == test ]]; then
+if [[ $MODE != run ]]; then
   PACKAGES+=(
     pkg-config git
     libgtest-dev libgmock-dev libbenchmark-dev
@@ -37,6 +41,7 @@ if [[ $MODE == test ]]; then
     slurmctld slurmd slurm-client munge
   )
 fi
+if [[ $MODE == fuzz ]]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -61,12 +66,26 @@ if [[ -e $openblas ]] && command -v update-alternatives >/dev/null &&
   $SUDO update-alternatives --set "$alt" "$openblas" >/dev/null
 fi
 
-BUILD_DIR=${TOKENRL_BUILD_DIR:-build}
+case "$MODE" in
+  run | test) BUILD_DIR=${TOKENRL_BUILD_DIR:-build} ;;
+  *) BUILD_DIR=build-$MODE ;;
+esac
 JOBS=${TOKENRL_JOBS:-$(nproc)}
 cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; }
 if [[ $MODE == run ]]; then
   options=(-DTOKENRL_WITH_TORCH=OFF -DTOKENRL_BUILD_TESTS=OFF -DTOKENRL_BUILD_BENCH=OFF)
   targets=(--target tokenrl)
+  configure=$([[ -f $BUILD_DIR/CMakeCache.txt ]] && echo no || echo yes)
+elif [[ $MODE == asan || $MODE == tsan || $MODE == fuzz ]]; then
+  # Separate build directories, configured once; benchmarks are not sanitized.
+  case "$MODE" in
+    asan) options=(-DTOKENRL_SANITIZE=address -DTOKENRL_BUILD_TESTS=ON) ;;
+    tsan) options=(-DTOKENRL_SANITIZE=thread -DTOKENRL_BUILD_TESTS=ON) ;;
+    fuzz) options=(-DCMAKE_CXX_COMPILER=clang++ -DTOKENRL_SANITIZE=address -DTOKENRL_BUILD_FUZZERS=ON
+                   -DTOKENRL_BUILD_TESTS=OFF) ;;
+  esac
+  options+=(-DTOKENRL_WITH_TORCH=AUTO -DTOKENRL_BUILD_BENCH=OFF)
+  targets=()
   configure=$([[ -f $BUILD_DIR/CMakeCache.txt ]] && echo no || echo yes)
 else
   options=(-DTOKENRL_WITH_TORCH=AUTO -DTOKENRL_BUILD_TESTS=ON -DTOKENRL_BUILD_BENCH=ON)
