@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "tokenrl/core/file_util.h"
+#include "tokenrl/report/format.h"
 #include "tokenrl/stats/aggregates.h"
 #include "tokenrl/stats/bootstrap.h"
 #include "tokenrl/stats/csv.h"
@@ -499,6 +500,97 @@ TEST(ReportTest, FinalFractionAveragesThePointsOfTheLastSteps) {
   auto rejected = RunReport(bad);
   ASSERT_FALSE(rejected.ok());
   EXPECT_NE(rejected.status().message().find("final_fraction"), std::string::npos);
+}
+
+TEST(ReportTest, ProbabilityOfImprovementForPairsAndPerGameCurves) {
+  TempDir tmp("pairs");
+  WriteSyntheticRuns(tmp.path() / "runs");
+  ReportOptions o = SmallOptions(tmp.path() / "runs", tmp.path() / "out");
+  o.pairs = {{"softmoe", "flatten"}, {"flatten", "softmoe"}};
+  o.improvement_reps = 400;
+  auto result = RunReport(o);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  ASSERT_EQ(result->improvements.size(), 2u);
+  // Per task, softmoe's members score {3, 3.75, 5} (+3 per task index) and
+  // flatten's {1, 1.75, 3}: 8.5 of the 9 (softmoe, flatten) pairs favour
+  // softmoe (one tie counts half), on both tasks.
+  EXPECT_DOUBLE_EQ(result->improvements[0].estimate.point, 8.5 / 9.0);
+  EXPECT_DOUBLE_EQ(result->improvements[1].estimate.point, 0.5 / 9.0);
+  // The interval is the library's, with the same seed and replicates.
+  BootstrapOptions b;
+  b.reps = 400;
+  b.seed = 7;
+  auto expected = ProbabilityOfImprovementEstimate(*result->variants[1].normalized, *result->variants[0].normalized, b);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(result->improvements[0].estimate.lower, expected->lower);
+  EXPECT_EQ(result->improvements[0].estimate.upper, expected->upper);
+  const auto rows = ReadCsvRows(tmp.path() / "out" / "improvement.csv", "x");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows.at("softmoe")[1], "flatten");
+  const std::string md = *ReadFile((tmp.path() / "out" / "report.md").string());
+  EXPECT_NE(md.find(fmt::format("| softmoe | flatten | {:.3f}", 8.5 / 9.0)), std::string::npos) << md;
+
+  // Per-game curves: mean, min and max of the members' evaluation returns.
+  for (int v = 0; v < 2; ++v) {
+    const auto& curves = result->variants[v].task_curves;
+    ASSERT_EQ(curves.size(), kTasks.size());
+    for (int task = 0; task < 2; ++task) {
+      const TaskCurve& c = curves[task];
+      EXPECT_EQ(c.task, kTasks[task]);
+      ASSERT_EQ(c.steps, (std::vector<int64_t>{5000, 10000}));
+      for (int t = 0; t < 2; ++t) {
+        double sum = 0.0;
+        for (int m = 0; m < kMembers; ++m) sum += EvalReturn(v, task, m, t);
+        EXPECT_DOUBLE_EQ(c.mean[t], sum / kMembers);
+        EXPECT_DOUBLE_EQ(c.min[t], EvalReturn(v, task, 0, t));
+        EXPECT_DOUBLE_EQ(c.max[t], EvalReturn(v, task, kMembers - 1, t));
+      }
+    }
+  }
+  auto csv = ReadFile((tmp.path() / "out" / "task_curves.csv").string());
+  ASSERT_TRUE(csv.ok());
+  EXPECT_NE(csv->find(fmt::format("softmoe,breakout,10000,{},", Num(result->variants[1].task_curves[1].mean[1]))),
+            std::string::npos)
+      << *csv;
+  if (!FindExecutable("gnuplot").empty()) {
+    for (const char* f : {"task_curves.png", "improvement.svg"}) {
+      EXPECT_TRUE(fs::is_regular_file(tmp.path() / "out" / f)) << f;
+    }
+  }
+
+  // Pairs are checked before any work: unknown names, or a variant against itself.
+  for (const auto& [pair, said] : std::vector<std::pair<std::pair<std::string, std::string>, std::string>>{
+           {{"softmoe", "dense"}, "no variant \"dense\" (variants: \"flatten\", \"softmoe\")"},
+           {{"softmoe", "softmoe"}, "two different variants"}}) {
+    ReportOptions bad = SmallOptions(tmp.path() / "runs", tmp.path() / "bad");
+    bad.pairs = {pair};
+    auto rejected = RunReport(bad);
+    ASSERT_FALSE(rejected.ok());
+    EXPECT_EQ(rejected.status().code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(rejected.status().message().find(said), std::string::npos) << rejected.status().message();
+  }
+}
+
+TEST(ReportTest, OnlyDoneLeavesUnfinishedRunsOut) {
+  TempDir tmp("only_done");
+  WriteSyntheticRuns(tmp.path() / "runs");
+  fs::remove(tmp.path() / "runs" / "softmoe" / "breakout" / "DONE");
+  ReportOptions o = SmallOptions(tmp.path() / "runs", tmp.path() / "out");
+  o.plots = false;
+  auto all = RunReport(o);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->runs.size(), 12u);
+  o.only_done = true;
+  auto done = RunReport(o);
+  ASSERT_TRUE(done.ok()) << done.status().message();
+  EXPECT_EQ(done->runs.size(), 9u);
+  for (const ReportRun& run : done->runs) EXPECT_FALSE(run.variant == "softmoe" && run.task == "breakout");
+  EXPECT_NE(Join(done->warnings).find("1 run directory without DONE left out"), std::string::npos);
+  for (const std::string& v : kVariants)
+    for (const std::string& t : kTasks) fs::remove(tmp.path() / "runs" / v / t / "DONE");
+  auto none = RunReport(o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), Status::Code::kNotFound);
 }
 
 TEST(ReportTest, ParseMetricsCsvReadsEvalAndTrainingSeries) {

@@ -34,6 +34,9 @@ struct ReportCliOptions {
   double confidence = 0.95;
   double gamma = 1.0;
   double final_fraction = 0.0;
+  std::vector<std::string> pairs;
+  int64_t improvement_reps = 2000;
+  bool only_done = false;
   bool no_plots = false;
   std::string gnuplot;
 };
@@ -71,6 +74,16 @@ int Run(const ReportCliOptions& o) {
   r.confidence = o.confidence;
   r.gamma = o.gamma;
   r.final_fraction = o.final_fraction;
+  for (const std::string& pair : o.pairs) {
+    const size_t colon = pair.find(':');
+    if (colon == std::string::npos || pair.find(':', colon + 1) != std::string::npos) {
+      return ReportError(kCommand, Status::InvalidArgument(fmt::format(
+                                       "--pair \"{}\": write X:Y, two variant names and one colon", pair)));
+    }
+    r.pairs.emplace_back(pair.substr(0, colon), pair.substr(colon + 1));
+  }
+  r.improvement_reps = o.improvement_reps;
+  r.only_done = o.only_done;
   r.plots = !o.no_plots;
   r.gnuplot = o.gnuplot;
   auto result = report::RunReport(r);
@@ -94,6 +107,12 @@ int Run(const ReportCliOptions& o) {
     }
     std::printf("%s\n", line.c_str());
   }
+  if (!result->improvements.empty()) std::printf("\n");
+  for (const auto& p : result->improvements) {
+    std::printf("%s\n", fmt::format("P({} > {}) = {:.3f} [{:.3f}, {:.3f}]", p.x, p.y, p.estimate.point,
+                                    p.estimate.lower, p.estimate.upper)
+                            .c_str());
+  }
   std::printf("\nwrote %zu files to %s: report.md, report.html, table.md, table.csv, scores.csv, ...%s%s\n",
               result->files.size(), o.out.c_str(),
               result->diagnostics.empty() ? "" : "\n(with expert diagnostics: diagnostics_curves.csv, diagnostics.png)",
@@ -110,9 +129,11 @@ void AddReportCommand(CLI::App& app, int& exit_code) {
   cmd->footer(
       "Searches DIR... recursively for run directories (config.resolved.toml + metrics.csv). A run's task is its\n"
       "env.name; its variant is the path of its parent directory under DIR, or the values of --group-by keys;\n"
-      "every member of a run is one run (seed). Final score = last eval_return_mean. Writes to OUT: table.md,\n"
-      "table.csv, scores.csv, scores/<variant>.csv, curves.csv, profiles.csv, aggregates/learning_curves/\n"
-      "performance_profile .png and .svg (gnuplot), plots/*.gp, report.md and report.html. Runs with a\n"
+      "every member of a run is one run (seed). Final score = last eval_return_mean (or return_mean_recent), or\n"
+      "with --final-fraction F the mean over the last fraction F of steps. Writes to OUT: table.md, table.csv,\n"
+      "scores.csv, scores/<variant>.csv, curves.csv, task_curves.csv, profiles.csv, (with --pair) improvement.csv,\n"
+      "aggregates/learning_curves/task_curves/performance_profile/improvement .png and .svg (gnuplot),\n"
+      "plots/*.gp, report.md and report.html. Runs with a\n"
       "diagnostics.csv (train [diagnostics]) add diagnostics_curves.csv and diagnostics.png/.svg (dormant\n"
       "fractions, srank, parameter norm per variant; interventions.csv steps marked). See docs/report.md.\n\n"
       "Examples:\n"
@@ -149,6 +170,15 @@ void AddReportCommand(CLI::App& app, int& exit_code) {
                   "Final score of a run: 0 = its last logged point; f = the mean of its points in the last fraction "
                   "f of its env steps (the paper's aggregates: 0.1)")
       ->capture_default_str();
+  cmd->add_option("--pair", o->pairs,
+                  "X:Y: report the probability of improvement P(X > Y) of variants X and Y (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--improvement-reps", o->improvement_reps,
+                  "Bootstrap replicates for the probability of improvement (rliable: 2000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}))
+      ->capture_default_str();
+  cmd->add_flag("--only-done", o->only_done,
+               "Leave out run directories without DONE (default: use them with their last logged values)");
   cmd->add_option("--gnuplot", o->gnuplot, "gnuplot executable (default: gnuplot on $PATH)");
   cmd->callback([o, &exit_code] { exit_code = Run(*o); });
 }

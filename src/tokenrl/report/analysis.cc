@@ -89,6 +89,16 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
   profile_options = agg_options;
   profile_options.reps = options.profile_reps;
   TOKENRL_RETURN_IF_ERROR(ValidateBootstrapOptions(profile_options).WithContext("profile reps"));
+  BootstrapOptions& improvement_options = analysis.improvement_options;
+  improvement_options = agg_options;
+  improvement_options.reps = options.improvement_reps;
+  TOKENRL_RETURN_IF_ERROR(ValidateBootstrapOptions(improvement_options).WithContext("improvement reps"));
+  for (const auto& [x, y] : options.pairs) {
+    if (x.empty() || y.empty() || x == y) {
+      return Status::InvalidArgument(
+          fmt::format("pair \"{}:{}\": name two different variants (X:Y reports P(X > Y))", x, y));
+    }
+  }
   if (!std::isfinite(options.gamma)) return Status::InvalidArgument("gamma must be finite");
 
   auto& warnings = result.warnings;
@@ -96,10 +106,20 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
   // 1. Run directories.
   TOKENRL_ASSIGN_OR_RETURN(const std::vector<FoundRunDir> found, FindRunDirectories(options.roots));
   std::vector<LoadedDir>& dirs = analysis.dirs;
+  int unfinished = 0;
   for (const auto& d : found) {
     TOKENRL_ASSIGN_OR_RETURN(LoadedDir loaded, LoadRunDir(d, options.group_by));
+    if (options.only_done && !loaded.done) {
+      ++unfinished;
+      continue;
+    }
     dirs.push_back(std::move(loaded));
   }
+  if (unfinished > 0) {
+    warnings.push_back(fmt::format("{} run director{} without DONE left out (only_done)", unfinished,
+                                   unfinished == 1 ? "y" : "ies"));
+  }
+  if (dirs.empty()) return Status::NotFound("every run directory found lacks DONE: no finished run to report");
 
   // Short task names, unless two envs share one.
   std::map<std::string, std::set<std::string>> by_short;
@@ -257,6 +277,19 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
     }
   }
 
+  // Pairs name variants that exist (checked before the bootstrap work).
+  for (const auto& [x, y] : options.pairs) {
+    for (const std::string& name : {x, y}) {
+      if (std::none_of(result.variants.begin(), result.variants.end(),
+                       [&](const ReportVariant& v) { return v.name == name; })) {
+        std::vector<std::string> names;
+        for (const auto& v : result.variants) names.push_back("\"" + v.name + "\"");
+        return Status::InvalidArgument(fmt::format("pair \"{}:{}\": no variant \"{}\" (variants: {})", x, y, name,
+                                                   Join(names, ", ")));
+      }
+    }
+  }
+
   // 5. Statistics.
   double lo = 0.0, hi = 0.0;
   bool first = true;
@@ -266,6 +299,35 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
       lo = first ? x : std::min(lo, x);
       hi = first ? x : std::max(hi, x);
       first = false;
+    }
+    // Per task, the raw-return curve over the points all its runs logged.
+    for (size_t m = 0; m < v.tasks.size(); ++m) {
+      TaskCurve curve;
+      curve.task = v.tasks[m];
+      curve.steps = result.runs[v.runs[m].front()].curve_steps;
+      for (int i : v.runs[m]) {
+        std::vector<int64_t> both;
+        const auto& steps = result.runs[i].curve_steps;
+        std::set_intersection(curve.steps.begin(), curve.steps.end(), steps.begin(), steps.end(),
+                              std::back_inserter(both));
+        curve.steps = std::move(both);
+      }
+      if (curve.steps.empty()) continue;
+      for (int64_t step : curve.steps) {
+        double sum = 0.0, low = 0.0, high = 0.0;
+        for (size_t k = 0; k < v.runs[m].size(); ++k) {
+          const ReportRun& run = result.runs[v.runs[m][k]];
+          const auto it = std::lower_bound(run.curve_steps.begin(), run.curve_steps.end(), step);
+          const double x = run.curve_scores[static_cast<size_t>(it - run.curve_steps.begin())];
+          sum += x;
+          low = k == 0 ? x : std::min(low, x);
+          high = k == 0 ? x : std::max(high, x);
+        }
+        curve.mean.push_back(sum / static_cast<double>(v.runs[m].size()));
+        curve.min.push_back(low);
+        curve.max.push_back(high);
+      }
+      v.task_curves.push_back(std::move(curve));
     }
     // Learning curve over the points every run of the matrix has.
     std::vector<int64_t> common;
@@ -333,6 +395,18 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
                                                                                ProfileKind::kScoreDistribution,
                                                                                profile_options));
     v.profile = std::move(p.profile);
+  }
+
+  // Probability of improvement of each pair, on normalized final scores.
+  const auto variant_named = [&](const std::string& name) -> const ReportVariant& {
+    return *std::find_if(result.variants.begin(), result.variants.end(),
+                         [&](const ReportVariant& v) { return v.name == name; });
+  };
+  for (const auto& [x, y] : options.pairs) {
+    auto estimate = ProbabilityOfImprovementEstimate(*variant_named(x).normalized, *variant_named(y).normalized,
+                                                     improvement_options);
+    if (!estimate.ok()) return estimate.status().WithContext(fmt::format("pair \"{}:{}\"", x, y));
+    result.improvements.push_back({x, y, *estimate});
   }
 
   // 6. Configurations.

@@ -24,12 +24,15 @@ struct Analysis {
   stats::BootstrapOptions aggregate_options;  // The table's (options.reps).
   stats::BootstrapOptions curve_options;      // The learning curves' (options.curve_reps).
   stats::BootstrapOptions profile_options;    // The profiles' (options.profile_reps).
+  stats::BootstrapOptions improvement_options;  // P(X > Y)'s (options.improvement_reps).
 };
 
 // Validates the options (except out_dir), reads the run directories under
 // options.roots and fills result.runs, variants (matrices, aggregates,
-// curves, profiles, distinct settings), normalization, taus, varying_keys,
-// common_config, diagnostics, interventions and warnings.
+// curves, per-task curves, profiles, distinct settings), improvements,
+// normalization, taus, varying_keys, common_config, diagnostics,
+// interventions and warnings. A pair naming an unknown variant, or two
+// variants with different task sets, is InvalidArgument.
 StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result);
 
 }  // namespace tokenrl::report

@@ -133,11 +133,33 @@ Status WriteDocuments(const ReportOptions& options, const Analysis& analysis, co
                            "task and point, as rliable).",
                            score_label, ci));
   Image(d, "learning_curves", "IQM learning curves", drawn.count("learning_curves") > 0);
+  if (drawn.count("task_curves") > 0 || std::any_of(result.variants.begin(), result.variants.end(),
+                                                     [](const ReportVariant& v) { return !v.task_curves.empty(); })) {
+    Heading(d, 2, "Per-game learning curves");
+    Paragraph(d, "Raw return per game: the mean over a variant's runs at each logged env step, with the min-max "
+                 "range over those runs (task_curves.csv).");
+    Image(d, "task_curves", "Per-game learning curves", drawn.count("task_curves") > 0);
+  }
   Heading(d, 2, "Performance profiles");
   Paragraph(d, fmt::format("Fraction of all run x task final scores above each threshold τ, with pointwise {} "
                            "bands. A curve above another is better everywhere on the grid.",
                            ci));
   Image(d, "performance_profile", "Performance profiles", drawn.count("performance_profile") > 0);
+  if (!result.improvements.empty()) {
+    Heading(d, 2, "Probability of improvement");
+    Paragraph(d, fmt::format("P(X > Y): the probability that a run of X scores higher than a run of Y on a task "
+                             "drawn at random (Mann-Whitney, ties count half; mean over tasks) on {}, with {} CIs "
+                             "from {} replicates of the independent two-sample stratified bootstrap (rliable). 0.5 "
+                             "is no difference; an interval that excludes 0.5 says which is better.",
+                             score_label, ci, analysis.improvement_options.reps));
+    std::vector<std::vector<std::string>> rows;
+    for (const ReportImprovement& p : result.improvements) {
+      rows.push_back({p.x, p.y,
+                      fmt::format("{:.3f} [{:.3f}, {:.3f}]", p.estimate.point, p.estimate.lower, p.estimate.upper)});
+    }
+    Table(d, {"X", "Y", "P(X > Y)"}, rows);
+    Image(d, "improvement", "Probability of improvement", drawn.count("improvement") > 0);
+  }
   if (!result.diagnostics.empty()) {
     Heading(d, 2, "Diagnostics");
     Paragraph(d,

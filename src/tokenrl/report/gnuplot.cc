@@ -44,6 +44,15 @@ std::string StepLabel(double v) {
   return fmt::format("{:g}", v);
 }
 
+// "set xrange/xtics" in env steps from 0 to `max_step`, ~`target` round ticks.
+std::string StepAxis(int64_t max_step, int target) {
+  const double top = std::max<double>(1.0, static_cast<double>(max_step));
+  const double step = NiceStep(top, target);
+  std::vector<std::string> tics;
+  for (int i = 0; i * step <= top * 1.04 + 1e-9; ++i) tics.push_back(fmt::format("\"{}\" {}", StepLabel(i * step), i * step));
+  return fmt::format("set xrange [0:{}]\nset xtics ({})\n", top * 1.04, Join(tics, ", "));
+}
+
 // "set xrange/xtics" for values in [lo, hi] with ~`target` round ticks.
 std::string AxisRange(char axis, double lo, double hi, int target, double pad_fraction) {
   if (!(hi - lo > 1e-12)) {
@@ -141,15 +150,7 @@ std::string LearningCurvesPlot(const ReportResult& r, const PlotText& text, cons
   int64_t max_step = 0;
   for (const auto& v : r.variants)
     if (!v.curve_steps.empty()) max_step = std::max(max_step, v.curve_steps.back());
-  {
-    const double top = std::max<double>(1.0, static_cast<double>(max_step));
-    const double step = NiceStep(top, 5);
-    std::vector<std::string> tics;
-    for (int i = 0; i * step <= top * 1.04 + 1e-9; ++i) {
-      tics.push_back(fmt::format("\"{}\" {}", StepLabel(i * step), i * step));
-    }
-    s += fmt::format("set xrange [0:{}]\nset xtics ({})\n", top * 1.04, Join(tics, ", "));
-  }
+  s += StepAxis(max_step, 5);
   s += "set offsets 0, 0, graph 0.05, graph 0.05\n";
   std::vector<std::string> items;
   int index = 0;
@@ -200,6 +201,91 @@ std::string ProfilePlot(const ReportResult& r, const PlotText& text, const stats
   return s;
 }
 
+// The blocks of plots/task_curves.dat, in file order: by task, then variant.
+struct TaskCurveBlock {
+  std::string task;
+  size_t variant = 0;  // Index in ReportResult::variants (its colour).
+  const TaskCurve* curve = nullptr;
+};
+std::vector<TaskCurveBlock> TaskCurveBlocks(const ReportResult& r) {
+  std::vector<TaskCurveBlock> blocks;
+  for (size_t i = 0; i < r.variants.size(); ++i)
+    for (const TaskCurve& c : r.variants[i].task_curves) blocks.push_back({c.task, i, &c});
+  std::stable_sort(blocks.begin(), blocks.end(),
+                   [](const TaskCurveBlock& a, const TaskCurveBlock& b) { return a.task < b.task; });
+  return blocks;
+}
+
+// Per-game learning curves: one panel per task, one line (mean raw return
+// over runs) and min-max band per variant.
+std::string TaskCurvesPlot(const ReportResult& r, int* width, int* height) {
+  const std::vector<TaskCurveBlock> blocks = TaskCurveBlocks(r);
+  if (blocks.empty()) return "";
+  std::vector<std::string> tasks;
+  int64_t max_step = 0;
+  for (const auto& b : blocks) {
+    if (tasks.empty() || tasks.back() != b.task) tasks.push_back(b.task);
+    max_step = std::max(max_step, b.curve->steps.back());
+  }
+  const int n = static_cast<int>(tasks.size());
+  const int cols = n <= 3 ? n : (n == 4 ? 2 : 3);
+  const int rows = (n + cols - 1) / cols;
+  *width = 560 * cols;
+  *height = 400 * rows + 70;
+  std::string s;
+  s += fmt::format("set multiplot layout {},{} title {} font \",13\"\n", rows, cols,
+                   GpString("Per-game learning curves: mean return over runs, band = min-max over runs"));
+  s += "set grid lc rgb \"#d0d0d0\" dt 2\nset border 3\nset xtics nomirror\nset ytics nomirror\n";
+  s += "set xlabel \"Environment steps (per run)\"\nset ylabel \"Return\"\nset offsets 0, 0, graph 0.05, graph 0.05\n";
+  s += StepAxis(max_step, 4);
+  size_t index = 0;
+  for (int p = 0; p < n; ++p) {
+    s += fmt::format("set title {}\n", GpString(tasks[p]));
+    s += p == 0 ? "set key top left font \",10\" opaque box\n" : "unset key\n";
+    std::vector<std::string> items;
+    for (; index < blocks.size() && blocks[index].task == tasks[p]; ++index) {
+      const TaskCurveBlock& b = blocks[index];
+      const std::string col = Color(b.variant);
+      if (b.curve->steps.size() > 1) {
+        items.push_back(fmt::format(
+            "\"task_curves.dat\" index {0} using 1:3:4 with filledcurves fs transparent solid 0.22 noborder "
+            "lc rgb \"{1}\" notitle",
+            index, col));
+      }
+      items.push_back(fmt::format(
+          "\"task_curves.dat\" index {0} using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb \"{1}\" title {2}",
+          index, col, GpString(r.variants[b.variant].name)));
+    }
+    s += "plot " + Join(items, ", \\\n     ") + "\n";
+  }
+  s += "unset multiplot\n";
+  return s;
+}
+
+// Probability of improvement: one interval per pair on [0, 1], 0.5 marked.
+std::string ImprovementPlot(const ReportResult& r, const stats::BootstrapOptions& options, int* width,
+                            int* height) {
+  const size_t n = r.improvements.size();
+  if (n == 0) return "";
+  size_t longest = 4;
+  for (const auto& p : r.improvements) longest = std::max(longest, p.x.size() + p.y.size() + 3);
+  *width = 1000;
+  *height = static_cast<int>(std::min<size_t>(170 + 48 * n, 1400));
+  std::string s;
+  s += fmt::format("set title {} font \",13\"\n",
+                   GpString(fmt::format("Probability of improvement P(X > Y) with {:g}% CIs ({} replicates)",
+                                        100.0 * options.confidence, options.reps)));
+  s += fmt::format("set lmargin at screen {:.4f}\n",
+                   std::clamp((40.0 + 8.2 * static_cast<double>(longest)) / *width, 0.1, 0.6));
+  s += fmt::format("set yrange [{}:0.5]\nset xrange [0:1]\nset xtics 0,0.25 format \"%g\"\n", static_cast<double>(n) + 0.5);
+  s += "unset key\nset grid xtics lc rgb \"#d0d0d0\" dt 2\nset border 3\nset ytics scale 0 nomirror\nset xtics nomirror\n";
+  s += "set style fill solid 0.75 border lc rgb \"#404040\"\nset xlabel \"P(X > Y)\"\n";
+  s += "set arrow from 0.5, graph 0 to 0.5, graph 1 nohead dt 2 lw 1.5 lc rgb \"#808080\"\n";
+  s += "plot \"improvement.dat\" using 3:1:4:5:($1-0.3):($1+0.3):ytic(2) with boxxyerror lc rgb \"#4c72b0\", \\\n"
+       "     \"\" using 3:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb \"black\"\n";
+  return s;
+}
+
 // The diagnostics figure: one panel per series, one line (mean over members)
 // and min-max band per variant; dashed verticals at intervention steps.
 std::string DiagnosticsPlot(const ReportResult& r, int* width, int* height) {
@@ -227,15 +313,7 @@ std::string DiagnosticsPlot(const ReportResult& r, int* width, int* height) {
                             (marks ? "; dashed lines: interventions" : "")));
   s += "set grid lc rgb \"#d0d0d0\" dt 2\nset border 3\nset xtics nomirror\nset ytics nomirror\n";
   s += "set xlabel \"Environment steps (per run)\"\nset offsets 0, 0, graph 0.05, graph 0.05\n";
-  {
-    const double top = std::max<double>(1.0, static_cast<double>(max_step));
-    const double step = NiceStep(top, 4);
-    std::vector<std::string> tics;
-    for (int i = 0; i * step <= top * 1.04 + 1e-9; ++i) {
-      tics.push_back(fmt::format("\"{}\" {}", StepLabel(i * step), i * step));
-    }
-    s += fmt::format("set xrange [0:{}]\nset xtics ({})\n", top * 1.04, Join(tics, ", "));
-  }
+  s += StepAxis(max_step, 4);
   {
     std::set<std::pair<std::string, int64_t>> seen;
     for (const auto& iv : r.interventions) {
@@ -337,6 +415,30 @@ Status WriteCurvesData(const ReportOptions& options, ReportResult& result) {
   return WriteOut(options.out_dir, "plots/learning_curves.dat", dat, result.files);
 }
 
+Status WriteTaskCurvesData(const ReportOptions& options, ReportResult& result) {
+  std::string dat = "# env_steps\tmean\tmin\tmax (one block per task and variant)\n";
+  for (const TaskCurveBlock& b : TaskCurveBlocks(result)) {
+    dat += "# " + GpField(b.task + " " + result.variants[b.variant].name) + "\n";
+    const TaskCurve& c = *b.curve;
+    for (size_t t = 0; t < c.steps.size(); ++t) {
+      dat += fmt::format("{}\t{}\t{}\t{}\n", c.steps[t], Num(c.mean[t]), Num(c.min[t]), Num(c.max[t]));
+    }
+    dat += "\n\n";
+  }
+  return WriteOut(options.out_dir, "plots/task_curves.dat", dat, result.files);
+}
+
+Status WriteImprovementData(const ReportOptions& options, ReportResult& result) {
+  if (result.improvements.empty()) return Status::Ok();
+  std::string dat = "# index\tpair\tprobability\tlower\tupper\n";
+  for (size_t i = 0; i < result.improvements.size(); ++i) {
+    const ReportImprovement& p = result.improvements[i];
+    dat += fmt::format("{}\t{}\t{}\t{}\t{}\n", i + 1, GpField(p.x + " > " + p.y), Num(p.estimate.point),
+                       Num(p.estimate.lower), Num(p.estimate.upper));
+  }
+  return WriteOut(options.out_dir, "plots/improvement.dat", dat, result.files);
+}
+
 Status WriteProfilesData(const ReportOptions& options, ReportResult& result) {
   std::string dat = "# tau\tfraction\tlower\tupper (one block per variant)\n";
   for (const auto& v : result.variants) {
@@ -403,7 +505,13 @@ StatusOr<std::set<std::string>> WriteAndDrawFigures(const ReportOptions& options
     figures.push_back(f);
     const std::string curves = LearningCurvesPlot(result, text, curve_options);
     if (!curves.empty()) figures.push_back({"learning_curves", curves});
+    Figure tasks{"task_curves", ""};
+    tasks.body = TaskCurvesPlot(result, &tasks.width, &tasks.height);
+    if (!tasks.body.empty()) figures.push_back(tasks);
     figures.push_back({"performance_profile", ProfilePlot(result, text, profile_options)});
+    Figure improvement{"improvement", ""};
+    improvement.body = ImprovementPlot(result, analysis.improvement_options, &improvement.width, &improvement.height);
+    if (!improvement.body.empty()) figures.push_back(improvement);
     Figure diag{"diagnostics", ""};
     diag.body = DiagnosticsPlot(result, &diag.width, &diag.height);
     if (!diag.body.empty()) figures.push_back(diag);

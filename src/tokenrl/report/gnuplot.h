@@ -1,8 +1,9 @@
 #pragma once
 // The figures of `tokenrl report` (report.h): the plot data (plots/*.dat),
 // the gnuplot scripts (plots/*.gp, each drawing a PNG and an SVG) and, when
-// gnuplot is found, the images: aggregates, learning_curves,
-// performance_profile and (with diagnostics) diagnostics.
+// gnuplot is found, the images: aggregates, learning_curves, task_curves,
+// performance_profile, (with pairs) improvement and (with diagnostics)
+// diagnostics.
 
 #include <set>
 #include <string>
@@ -15,6 +16,10 @@ namespace tokenrl::report {
 
 // plots/learning_curves.dat: one block per variant with a curve.
 Status WriteCurvesData(const ReportOptions& options, ReportResult& result);
+// plots/task_curves.dat: one block per task and variant (tasks sorted).
+Status WriteTaskCurvesData(const ReportOptions& options, ReportResult& result);
+// plots/improvement.dat: one row per pair (only with pairs).
+Status WriteImprovementData(const ReportOptions& options, ReportResult& result);
 // plots/performance_profile.dat: one block per variant.
 Status WriteProfilesData(const ReportOptions& options, ReportResult& result);
 // plots/aggregates.dat: one row per variant (index, name, colour, 4 x point/lower/upper).

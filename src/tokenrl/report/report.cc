@@ -28,8 +28,12 @@ StatusOr<ReportResult> RunReport(const ReportOptions& options) {
   TOKENRL_ASSIGN_OR_RETURN(const std::vector<std::string> slugs, WriteScores(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteCurvesCsv(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteCurvesData(options, result));
+  TOKENRL_RETURN_IF_ERROR(WriteTaskCurvesCsv(options, result));
+  TOKENRL_RETURN_IF_ERROR(WriteTaskCurvesData(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteProfilesCsv(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteProfilesData(options, result));
+  TOKENRL_RETURN_IF_ERROR(WriteImprovementCsv(options, result));
+  TOKENRL_RETURN_IF_ERROR(WriteImprovementData(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteAggregatesData(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteDiagnosticsCsv(options, result));
   TOKENRL_RETURN_IF_ERROR(WriteDiagnosticsData(options, result));

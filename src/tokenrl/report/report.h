@@ -48,7 +48,13 @@
 //    with pointwise CIs from a stratified bootstrap of the runs x tasks x
 //    points array (run indices drawn per (task, point) cell, as rliable);
 //  - the performance profile (score distribution: fraction of runs x tasks
-//    scores > tau) on a tau grid shared by all variants, with pointwise CIs.
+//    scores > tau) on a tau grid shared by all variants, with pointwise CIs;
+//  - per task, the mean, min and max raw return over its runs at each point
+//    they all logged (per-game curves).
+// For each requested pair (X, Y): the probability of improvement P(X > Y) of
+// normalized final scores with an independent two-sample stratified bootstrap
+// CI (ProbabilityOfImprovementEstimate). With only_done, run directories
+// without DONE are left out.
 //
 // Expert-utilization diagnostics (optional): a run directory may also hold
 // diagnostics.csv (written by `tokenrl train` with [diagnostics]; one row per
@@ -65,8 +71,10 @@
 // warning (that file is skipped); no diagnostics anywhere adds nothing.
 //
 // Output files (in options.out_dir): table.md, table.csv, scores.csv,
-// scores/<variant>.csv, curves.csv, profiles.csv, aggregates.{png,svg},
-// learning_curves.{png,svg}, performance_profile.{png,svg}, (with
+// scores/<variant>.csv, curves.csv, task_curves.csv, profiles.csv, (with
+// pairs) improvement.csv and improvement.{png,svg}, aggregates.{png,svg},
+// learning_curves.{png,svg}, task_curves.{png,svg},
+// performance_profile.{png,svg}, (with
 // diagnostics) diagnostics_curves.csv and diagnostics.{png,svg}, report.md,
 // report.html, and plots/ (the gnuplot scripts and their data). Plots are
 // drawn by running gnuplot; without gnuplot the scripts and data are still

@@ -109,6 +109,29 @@ Status WriteProfilesCsv(const ReportOptions& options, ReportResult& result) {
   return WriteOut(options.out_dir, "profiles.csv", csv, result.files);
 }
 
+Status WriteTaskCurvesCsv(const ReportOptions& options, ReportResult& result) {
+  std::string csv = "variant,task,env_steps,mean,min,max\n";
+  for (const auto& v : result.variants) {
+    for (const TaskCurve& c : v.task_curves) {
+      for (size_t t = 0; t < c.steps.size(); ++t) {
+        csv += fmt::format("{},{},{},{},{},{}\n", CsvField(v.name), CsvField(c.task), c.steps[t], Num(c.mean[t]),
+                           Num(c.min[t]), Num(c.max[t]));
+      }
+    }
+  }
+  return WriteOut(options.out_dir, "task_curves.csv", csv, result.files);
+}
+
+Status WriteImprovementCsv(const ReportOptions& options, ReportResult& result) {
+  if (result.improvements.empty()) return Status::Ok();
+  std::string csv = "x,y,probability,lower,upper\n";
+  for (const ReportImprovement& p : result.improvements) {
+    csv += fmt::format("{},{},{},{},{}\n", CsvField(p.x), CsvField(p.y), Num(p.estimate.point),
+                       Num(p.estimate.lower), Num(p.estimate.upper));
+  }
+  return WriteOut(options.out_dir, "improvement.csv", csv, result.files);
+}
+
 Status WriteDiagnosticsCsv(const ReportOptions& options, ReportResult& result) {
   if (result.diagnostics.empty()) return Status::Ok();
   std::string csv = "series,variant,env_steps,runs,mean,min,max\n";

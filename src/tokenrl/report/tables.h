@@ -1,7 +1,7 @@
 #pragma once
 // The tables and CSV files of `tokenrl report` (report.h): table.md,
-// table.csv, scores.csv, scores/<variant>.csv, curves.csv, profiles.csv and
-// diagnostics_curves.csv. Each writer appends the files it writes to
+// table.csv, scores.csv, scores/<variant>.csv, curves.csv, task_curves.csv,
+// profiles.csv, improvement.csv and diagnostics_curves.csv. Each writer appends the files it writes to
 // result.files.
 
 #include <string>
@@ -34,6 +34,10 @@ StatusOr<std::vector<std::string>> WriteScores(const ReportOptions& options, Rep
 Status WriteCurvesCsv(const ReportOptions& options, ReportResult& result);
 // profiles.csv: variant,tau,fraction,fraction_lower,fraction_upper.
 Status WriteProfilesCsv(const ReportOptions& options, ReportResult& result);
+// task_curves.csv: variant,task,env_steps,mean,min,max (raw returns).
+Status WriteTaskCurvesCsv(const ReportOptions& options, ReportResult& result);
+// improvement.csv: x,y,probability,lower,upper (only with pairs).
+Status WriteImprovementCsv(const ReportOptions& options, ReportResult& result);
 // diagnostics_curves.csv (only when result.diagnostics is not empty).
 Status WriteDiagnosticsCsv(const ReportOptions& options, ReportResult& result);
 

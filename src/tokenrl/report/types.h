@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tokenrl/core/status.h"
@@ -34,8 +35,30 @@ struct ReportOptions {
   // (1 - f) x its last step), as the paper's final aggregates (0.1).
   double final_fraction = 0.0;
   int tau_points = 101;               // Size of the performance-profile tau grid.
+  // Pairs (X, Y) of variant names: report P(X > Y), the probability of
+  // improvement, with a CI from improvement_reps two-sample bootstrap
+  // replicates (rliable: 2000).
+  std::vector<std::pair<std::string, std::string>> pairs;
+  int64_t improvement_reps = 2000;
+  // Leave out run directories without DONE (still running, or stopped), with
+  // a warning that counts them; by default they count with their last values.
+  bool only_done = false;
   bool plots = true;                  // Run gnuplot (scripts and data are written either way).
   std::string gnuplot;                // gnuplot executable; "" = search $PATH.
+};
+
+// One variant's learning curve on one task, in raw returns: at each env step
+// that all of its runs on that task logged, the mean, min and max over them.
+struct TaskCurve {
+  std::string task;
+  std::vector<int64_t> steps;
+  std::vector<double> mean, min, max;
+};
+
+// P(X > Y) of two variants' normalized final scores (ReportOptions::pairs).
+struct ReportImprovement {
+  std::string x, y;
+  stats::IntervalEstimate estimate;
 };
 
 // One run: a member of a run directory.
@@ -63,6 +86,7 @@ struct ReportVariant {
   std::vector<int64_t> curve_steps;        // Evaluation points shared by all its runs.
   std::vector<stats::IntervalEstimate> curve_iqm; // IQM of normalized scores at each point.
   std::vector<stats::IntervalEstimate> profile;   // At ReportResult::taus.
+  std::vector<TaskCurve> task_curves;      // Per task, in the order of `tasks` (tasks without shared points omitted).
   std::vector<std::string> run_dirs;       // Distinct run directories, sorted.
   // Resolved config values that tell variants apart: key -> value (keys whose
   // value sets differ between variants); a key whose value differs between
@@ -96,6 +120,7 @@ struct ReportResult {
   std::vector<DiagnosticCurve> diagnostics;     // Series order, then variant; empty without diagnostics.csv.
   std::vector<ReportIntervention> interventions;  // Sorted by variant, env_steps, run_dir, member.
   std::vector<ReportVariant> variants;     // Sorted by name.
+  std::vector<ReportImprovement> improvements;  // One per ReportOptions::pairs entry, in that order.
   std::string normalization;               // "minatar", "atari" or "none".
   std::string normalization_source;        // Reference CSV path ("" for none).
   std::vector<double> taus;                // Performance-profile grid.
