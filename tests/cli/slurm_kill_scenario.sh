@@ -4,17 +4,19 @@
 # checkpoint), SIGKILLs every process of array task 0 (a crash: no clean-up)
 # and requeues task 1 (a preemption). When the array has ended it re-submits
 # the sweep, which must submit only what is not done, and follows it.
-#   slurm_kill_scenario.sh BIN SWEEP OUT BUDGET
+#   slurm_kill_scenario.sh BIN SWEEP OUT BUDGET [TIME_SCALE]
+# TIME_SCALE (default 1) multiplies every wall-clock limit, for sanitized builds.
 set -eu
-BIN=$1 SWEEP=$2 OUT=$3 BUDGET=$4
-"$BIN" sweep "$SWEEP" --out "$OUT" --backend slurm --time 00:05:00 --budget "$BUDGET" --no-follow
+BIN=$1 SWEEP=$2 OUT=$3 BUDGET=$4 SCALE=${5:-1}
+TIME=$(printf '00:%02d:00' $((5 * SCALE)))  # Slurm time limit per array task
+"$BIN" sweep "$SWEEP" --out "$OUT" --backend slurm --time "$TIME" --budget "$BUDGET" --no-follow
 ARRAY=$(cat "$OUT/slurm/submit-0.jobid")
 JOB0=$(sed -n 1p "$OUT/slurm/submit-0.jobs")
 JOB1=$(sed -n 2p "$OUT/slurm/submit-0.jobs")
 
 # Waits until job $1 has a checkpoint and is not done (it is mid-run).
 mid_run() {
-  for _ in $(seq 1 1200); do
+  for _ in $(seq 1 $((1200 * SCALE))); do
     if [[ -e $OUT/$1/DONE ]]; then echo "scenario: $1 finished before it could be interrupted" >&2; return 1; fi
     if compgen -G "$OUT/$1/checkpoints/ckpt-*.bin" >/dev/null; then return 0; fi
     sleep 0.05
@@ -36,10 +38,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-for _ in $(seq 1 1200); do
+for _ in $(seq 1 $((1200 * SCALE))); do
   squeue -h -r -t all -j "$ARRAY" -o '%T' | grep -qE 'PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUE' || break
   sleep 0.25
 done
 squeue -h -r -t all -j "$ARRAY" -o 'scenario: task %K %T' || true
 "$BIN" sweep status "$OUT" || true
-"$BIN" sweep "$SWEEP" --out "$OUT" --backend slurm --time 00:05:00 --budget "$BUDGET"
+"$BIN" sweep "$SWEEP" --out "$OUT" --backend slurm --time "$TIME" --budget "$BUDGET"

@@ -34,6 +34,8 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kBin = TOKENRL_BINARY;
 const std::string kSrc = TOKENRL_SOURCE_DIR;
+// Wall-clock limits of the real-Slurm scenarios scale with this (larger in sanitizer builds).
+const std::string kTimeScale = std::to_string(TOKENRL_TEST_TIME_SCALE);
 
 using testing::RunShell;
 using testing::ShellResult;
@@ -256,7 +258,7 @@ TEST(SweepCliTest, SlurmBackendOnARealLocalSlurm) {
   // Submit, follow until every array task ends, then re-submit (skips everything).
   const std::string inner = kBin + " sweep " + sweep + " --out " + out + " --backend slurm --time 00:05:00 && " +
                             kBin + " sweep " + sweep + " --out " + out + " --backend slurm";
-  const ShellResult r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=100 bash " + kSrc + "/tests/cli/slurm_local.sh bash -c '" +
+  const ShellResult r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=" + std::to_string(100 * TOKENRL_TEST_TIME_SCALE) + " bash " + kSrc + "/tests/cli/slurm_local.sh bash -c '" +
                        inner + "'");
   if (r.exit_code == 77) GTEST_SKIP() << "SKIPPED: slurm not installed\n" << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -295,8 +297,8 @@ TEST(SweepCliTest, SlurmTaskKilledAndRequeued) {
   const std::string clean = root + "/clean", out = root + "/out";
   ShellResult r = RunShell(kBin + " sweep " + sweep + " --out " + clean + " --workers 2 --budget " + budget);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=300 bash " + kSrc + "/tests/cli/slurm_local.sh bash " + kSrc +
-               "/tests/cli/slurm_kill_scenario.sh " + kBin + " " + sweep + " " + out + " " + budget);
+  r = RunShell("SLURM_LOCAL_CPUS=4 SLURM_LOCAL_TIMEOUT=" + std::to_string(300 * TOKENRL_TEST_TIME_SCALE) + " bash " + kSrc + "/tests/cli/slurm_local.sh bash " + kSrc +
+               "/tests/cli/slurm_kill_scenario.sh " + kBin + " " + sweep + " " + out + " " + budget + " " + kTimeScale);
   if (r.exit_code == 77) GTEST_SKIP() << "SKIPPED: slurm not installed\n" << r.output;
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_NE(r.output.find("scenario: SIGKILLed array task"), std::string::npos) << r.output;
