@@ -108,7 +108,13 @@ bool Breakout::Load(ByteReader& r) {
   r.Read(bricks_);
   strike_ = strike;
   terminal_ = terminal;
-  return r.ok();
+  // Every position indexes the 10x10 grid and ball_dir_ the direction tables;
+  // bricks are 0/1 (they are written into the observation as they are).
+  bool valid = r.ok() && strike <= 1 && terminal <= 1 && ball_dir_ >= 0 && ball_dir_ <= 3;
+  for (int v : {ball_x_, ball_y_, paddle_x_, last_x_, last_y_}) valid = valid && v >= 0 && v <= 9;
+  for (const auto& row : bricks_)
+    for (uint8_t b : row) valid = valid && b <= 1;
+  return valid;
 }
 
 }  // namespace tokenrl::env::minatar
