@@ -108,11 +108,13 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
   std::vector<LoadedDir>& dirs = analysis.dirs;
   int unfinished = 0;
   for (const auto& d : found) {
-    TOKENRL_ASSIGN_OR_RETURN(LoadedDir loaded, LoadRunDir(d, options.group_by));
-    if (options.only_done && !loaded.done) {
+    // Checked before loading: a run still starting may have no metrics rows yet.
+    std::error_code ec;
+    if (options.only_done && !fs::exists(fs::path(d.dir) / "DONE", ec)) {
       ++unfinished;
       continue;
     }
+    TOKENRL_ASSIGN_OR_RETURN(LoadedDir loaded, LoadRunDir(d, options.group_by));
     dirs.push_back(std::move(loaded));
   }
   if (unfinished > 0) {

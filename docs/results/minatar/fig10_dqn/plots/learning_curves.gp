@@ -15,7 +15,11 @@ set xrange [0:1040000]
 set xtics ("0" 0, "200k" 200000, "400k" 400000, "600k" 600000, "800k" 800000, "1M" 1000000)
 set offsets 0, 0, graph 0.05, graph 0.05
 plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline"
+     "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline", \
+     "learning_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "learning_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "softmoe_4"
 unset output
 reset
 set encoding utf8
@@ -34,5 +38,9 @@ set xrange [0:1040000]
 set xtics ("0" 0, "200k" 200000, "400k" 400000, "600k" 600000, "800k" 800000, "1M" 1000000)
 set offsets 0, 0, graph 0.05, graph 0.05
 plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline"
+     "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline", \
+     "learning_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "learning_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "softmoe_4"
 unset output

@@ -14,7 +14,11 @@ set xtics nomirror
 set ytics nomirror
 set xrange [-0.0422555:2.1550305]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline"
+     "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
+     "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "performance_profile.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "softmoe_4"
 unset output
 reset
 set encoding utf8
@@ -32,5 +36,9 @@ set xtics nomirror
 set ytics nomirror
 set xrange [-0.0422555:2.1550305]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline"
+     "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
+     "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "performance_profile.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "softmoe_4"
 unset output

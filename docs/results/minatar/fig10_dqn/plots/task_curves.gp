@@ -16,23 +16,29 @@ set xtics ("0" 0, "250k" 250000, "500k" 500000, "750k" 750000, "1M" 1000000)
 set title "asterix"
 set key top left font ",10" opaque box
 plot "task_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+     "task_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "task_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "breakout"
 unset key
-plot "task_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "freeway"
 unset key
-plot "task_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 unset multiplot
 unset output
 reset
@@ -53,22 +59,28 @@ set xtics ("0" 0, "250k" 250000, "500k" 500000, "750k" 750000, "1M" 1000000)
 set title "asterix"
 set key top left font ",10" opaque box
 plot "task_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+     "task_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "task_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "breakout"
 unset key
-plot "task_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "freeway"
 unset key
-plot "task_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
+plot "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline"
 unset multiplot
 unset output
