@@ -56,6 +56,8 @@ std::vector<Case>& Cases() {
 void Exercise(env::Environment& e) {
   std::vector<uint8_t> observation(static_cast<size_t>(e.spec().observation_size()));
   std::mt19937 rng(3);
+  // A state saved before the first reset is valid; it needs a seeded reset first (Reset() requires one).
+  if (!e.seeded()) e.Reset(17);
   for (int i = 0; i < 60; ++i) {
     if (!e.episode_running()) e.Reset();
     auto step = e.Step(static_cast<int>(rng() % e.spec().num_actions()));

@@ -1,6 +1,7 @@
 #include "tokenrl/env/environment.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -91,6 +92,10 @@ Status Environment::LoadState(std::string_view bytes) {
   reader.Read(steps);
   reader.Read(ret);
   if (!reader.ok()) return reader.Finish(spec_.name);
+  // An episode runs only after a seeded reset; the bookkeeping must be what a run could have produced.
+  if (seeded > 1 || running > 1 || (running && !seeded) || steps < 0 || !std::isfinite(ret)) {
+    return Status::Corruption(fmt::format("{}: malformed episode bookkeeping in the state", spec_.name));
+  }
   TOKENRL_RETURN_IF_ERROR(DoLoadState(reader));
   TOKENRL_RETURN_IF_ERROR(reader.Finish(spec_.name));
   seeded_ = seeded != 0;

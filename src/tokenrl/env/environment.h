@@ -90,6 +90,8 @@ class Environment {
 
   // Episode bookkeeping.
   bool episode_running() const { return running_; }
+  // False until the first Reset(seed): Reset() needs a seed first.
+  bool seeded() const { return seeded_; }
   int64_t episode_steps() const { return episode_steps_; }
   double episode_return() const { return episode_return_; }
 
