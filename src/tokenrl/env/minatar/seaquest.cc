@@ -335,6 +335,12 @@ void Seaquest::Save(ByteWriter& w) const {
   WriteList(w, divers_);
 }
 
+// Upstream decrements the diver count on every surfacing with divers, and after
+// the six-diver reset it goes negative (-1, -2, ...), so negative counts are
+// real states; this floor (2^30 surfacings) keeps `--diver_count_` and
+// `9 - diver_count_` from overflowing on a crafted state (fuzz finding).
+constexpr int kMinDiverCount = -(1 << 30);
+
 bool Seaquest::Load(ByteReader& r) {
   Seaquest s(ramping_);
   uint8_t facing_right = 0, surface = 0, terminal = 0;
@@ -345,7 +351,7 @@ bool Seaquest::Load(ByteReader& r) {
   r.Read(surface);
   r.Read(terminal);
   if (!r.ok() || OffGrid(s.sub_x_) || s.sub_y_ < 0 || s.sub_y_ > 8 || s.oxygen_ > kMaxOxygen ||
-      s.diver_count_ > kMaxDiverCount || facing_right > 1 || surface > 1 || terminal > 1 ||
+      s.diver_count_ > kMaxDiverCount || s.diver_count_ < kMinDiverCount || facing_right > 1 || surface > 1 || terminal > 1 ||
       OffGrid(facing_right ? s.sub_x_ - 1 : s.sub_x_ + 1)) {
     return false;
   }
