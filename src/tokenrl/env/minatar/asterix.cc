@@ -10,6 +10,8 @@ namespace {
 constexpr int kInitialSpawnSpeed = 10;
 constexpr int kInitialMoveSpeed = 5;
 constexpr int kRampInterval = 100;
+// Ramps stop once both speeds are 1: nine ramps take the spawn speed from 10 to 1.
+constexpr int kMaxRampIndex = kInitialSpawnSpeed - 1;
 
 }  // namespace
 
@@ -125,12 +127,18 @@ bool Asterix::Load(ByteReader& r) {
     r.Read(*v);
   r.Read(terminal);
   terminal_ = terminal;
-  bool valid = player_x_ >= 0 && player_x_ <= 9 && player_y_ >= 1 && player_y_ <= 8;
+  // Every field within what a run can reach: timers count down to 0 (the ramp
+  // timer to -1) from their speed, and the speeds only ramp down.
+  bool valid = terminal <= 1 && InRange(player_x_, 0, 9) && InRange(player_y_, 1, 8) &&
+               InRange(spawn_speed_, 1, kInitialSpawnSpeed) && InRange(spawn_timer_, 0, kInitialSpawnSpeed) &&
+               InRange(move_speed_, 1, kInitialMoveSpeed) && InRange(move_timer_, 0, kInitialMoveSpeed) &&
+               InRange(ramp_timer_, -1, kRampInterval) && InRange(ramp_index_, 0, kMaxRampIndex);
   for (Entity& e : entities_) {
     r.Read(e.x);
     r.Read(e.dx);
     r.Read(e.active);
     r.Read(e.gold);
+    valid = valid && e.active <= 1 && e.gold <= 1;
     if (!e.active) e = Entity{};
     valid = valid && e.x >= 0 && e.x <= 9 && (!e.active || e.dx == 1 || e.dx == -1);
   }

@@ -108,12 +108,14 @@ bool Freeway::Load(ByteReader& r) {
   for (int* v : {&pos_, &move_timer_, &terminate_timer_}) r.Read(*v);
   r.Read(terminal);
   terminal_ = terminal;
-  bool valid = pos_ >= 0 && pos_ <= 9;
+  // The time limit counts down to -1 (the terminal step); a car's timer counts down from its speed.
+  bool valid = terminal <= 1 && InRange(pos_, 0, 9) && InRange(move_timer_, 0, kPlayerSpeed) &&
+               InRange(terminate_timer_, -1, kTimeLimit);
   for (Car& car : cars_) {
     r.Read(car.x);
     r.Read(car.timer);
     r.Read(car.speed);
-    valid = valid && car.x >= 0 && car.x <= 9 && car.speed >= -5 && car.speed <= 5;
+    valid = valid && InRange(car.x, 0, 9) && InRange(car.speed, -5, 5) && InRange(car.timer, 0, std::abs(car.speed));
   }
   return r.ok() && valid;
 }

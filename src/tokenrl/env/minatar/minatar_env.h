@@ -57,6 +57,10 @@ inline constexpr std::array<std::string_view, kNumFullActions> kFullActionNames{
 // Index of cell (row, col) of channel ch in a CHW [C][10][10] buffer.
 constexpr int CellIndex(int ch, int row, int col) { return (ch * kRows + row) * kCols + col; }
 
+// For state restore: a game accepts a state only when every field lies within
+// what a run can reach (a timer outside its range would count on forever).
+constexpr bool InRange(int value, int low, int high) { return value >= low && value <= high; }
+
 // The game-independent interface of every MinAtar environment, for tests and
 // tools that need more than the Environment API (parity replay, rendering).
 class MinatarEnv : public Environment {

@@ -11,6 +11,9 @@ constexpr int kMaxOxygen = 200;
 constexpr int kInitSpawnSpeed = 20;
 constexpr int kDiverSpawnSpeed = 30;
 constexpr int kInitMoveInterval = 5;
+constexpr int kMinMoveInterval = 2;  // Ramping stops shortening the move interval at 2.
+// Ramps stop once the spawn interval is 1 and the move interval 2: 19 ramps.
+constexpr int kMaxRampIndex = kInitSpawnSpeed - 1;
 constexpr int kShotCooldown = 5;
 constexpr int kEnemyShotInterval = 10;
 constexpr int kDiverMoveInterval = 5;
@@ -232,8 +235,8 @@ int Seaquest::Act(int full_action, NumpyRandomState& rng) {
       }
       oxygen_ = kMaxOxygen;
       --diver_count_;  // Also after the six-diver reset: -1.
-      if (ramping_ && (e_spawn_speed_ > 1 || move_speed_ > 2)) {
-        if (move_speed_ > 2 && ramp_index_ % 2 == 1) --move_speed_;
+      if (ramping_ && (e_spawn_speed_ > 1 || move_speed_ > kMinMoveInterval)) {
+        if (move_speed_ > kMinMoveInterval && ramp_index_ % 2 == 1) --move_speed_;
         if (e_spawn_speed_ > 1) --e_spawn_speed_;
         ++ramp_index_;
       }
@@ -300,11 +303,18 @@ bool ReadCommon(ByteReader& r, T& e) {
   r.Read(e.y);
   r.Read(right);
   e.right = right != 0;
-  return r.ok() && right <= 1 && !OffGrid(e.x) && !OffGrid(e.y);
+  return r.ok() && right <= 1 && !OffGrid(e.x) && InRange(e.y, 0, 8);
 }
+// Movers count down to their next move from at most the slowest interval (5,
+// fish and subs start there and only speed up); subs' shots from 10.
 bool ReadFields(ByteReader& r, Seaquest::Bullet& b) { return ReadCommon(r, b); }
-bool ReadFields(ByteReader& r, Seaquest::Mover& m) { return ReadCommon(r, m) && r.Read(m.move_t); }
-bool ReadFields(ByteReader& r, Seaquest::Sub& s) { return ReadCommon(r, s) && r.Read(s.move_t) && r.Read(s.shot_t); }
+bool ReadFields(ByteReader& r, Seaquest::Mover& m) {
+  return ReadCommon(r, m) && r.Read(m.move_t) && InRange(m.move_t, 0, kInitMoveInterval);
+}
+bool ReadFields(ByteReader& r, Seaquest::Sub& s) {
+  return ReadCommon(r, s) && r.Read(s.move_t) && r.Read(s.shot_t) && InRange(s.move_t, 0, kInitMoveInterval) &&
+         InRange(s.shot_t, 0, kEnemyShotInterval);
+}
 template <typename T, int N>
 bool ReadList(ByteReader& r, Seaquest::List<T, N>& list) {
   int32_t size = 0;
@@ -350,9 +360,14 @@ bool Seaquest::Load(ByteReader& r) {
   r.Read(facing_right);
   r.Read(surface);
   r.Read(terminal);
-  if (!r.ok() || OffGrid(s.sub_x_) || s.sub_y_ < 0 || s.sub_y_ > 8 || s.oxygen_ > kMaxOxygen ||
-      s.diver_count_ > kMaxDiverCount || s.diver_count_ < kMinDiverCount || facing_right > 1 || surface > 1 || terminal > 1 ||
-      OffGrid(facing_right ? s.sub_x_ - 1 : s.sub_x_ + 1)) {
+  // Oxygen runs out at 0 and is decremented once more in that (terminal) step;
+  // timers count down to 0 from their intervals; ramps only shorten intervals.
+  if (!r.ok() || OffGrid(s.sub_x_) || !InRange(s.sub_y_, 0, 8) || !InRange(s.oxygen_, -1, kMaxOxygen) ||
+      !InRange(s.diver_count_, kMinDiverCount, kMaxDiverCount) || facing_right > 1 || surface > 1 || terminal > 1 ||
+      OffGrid(facing_right ? s.sub_x_ - 1 : s.sub_x_ + 1) || !InRange(s.e_spawn_speed_, 1, kInitSpawnSpeed) ||
+      !InRange(s.e_spawn_timer_, 0, kInitSpawnSpeed) || !InRange(s.d_spawn_timer_, 0, kDiverSpawnSpeed) ||
+      !InRange(s.move_speed_, kMinMoveInterval, kInitMoveInterval) || !InRange(s.ramp_index_, 0, kMaxRampIndex) ||
+      !InRange(s.shot_timer_, 0, kShotCooldown)) {
     return false;
   }
   if (!ReadList(r, s.f_bullets_) || !ReadList(r, s.e_bullets_) || !ReadList(r, s.fish_) || !ReadList(r, s.subs_) ||

@@ -164,7 +164,14 @@ bool SpaceInvaders::Load(ByteReader& r) {
     r.Read(hi);
     m = (Map{hi} << 64) | lo;
   }
-  if (!r.ok() || pos < 0 || pos > 9 || (dir != -1 && dir != 1) || terminal > 1) return false;
+  // Timers count down to 0 from their intervals; each ramp shortens the alien
+  // move interval by one; a cleared wave is replaced in the same step.
+  if (!r.ok() || !InRange(pos, 0, 9) || (dir != -1 && dir != 1) || terminal > 1 ||
+      !InRange(interval, kMinEnemyMoveInterval, kEnemyMoveInterval) || ramp != kEnemyMoveInterval - interval ||
+      !InRange(move_timer, 0, kEnemyMoveInterval) || !InRange(shot_timer_alien, 0, kEnemyShotInterval) ||
+      !InRange(shot_timer, 0, kShotCooldown) || maps[0] == 0) {
+    return false;
+  }
   for (Map m : maps)
     if ((m & ~kAllCells) != 0) return false;
   pos_ = pos;
