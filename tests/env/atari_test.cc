@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -454,7 +456,19 @@ TEST(AtariEnvTest, CloneAndSaveStateContinueIdentically) {
   const std::string state = fake.SaveState();
   EXPECT_FALSE(fake.LoadState("garbage").ok());
   EXPECT_FALSE(fake.LoadState(state.substr(0, state.size() - 1)).ok());
+  // The state ends with frame (int64), paddle and lives (int32): a frame past
+  // the game's end (where frame arithmetic could overflow) is rejected.
+  auto with_frame = [&state](int64_t frame) {
+    std::string edited = state;
+    std::memcpy(edited.data() + edited.size() - 16, &frame, sizeof frame);
+    return edited;
+  };
+  constexpr int64_t kLastFrame = int64_t{Fake::kLives} * Fake::kFramesPerLife;
+  EXPECT_FALSE(fake.LoadState(with_frame(std::numeric_limits<int64_t>::max())).ok());
+  EXPECT_FALSE(fake.LoadState(with_frame(kLastFrame + 1)).ok());
   EXPECT_EQ(fake.SaveState(), state);
+  ASSERT_TRUE(fake.LoadState(with_frame(kLastFrame)).ok());
+  EXPECT_EQ(fake.SaveState(), with_frame(kLastFrame));
 }
 
 TEST(AtariRegistryTest, FamiliesAndErrors) {

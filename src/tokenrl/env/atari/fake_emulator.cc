@@ -93,9 +93,11 @@ Status FakeAtariEmulator::LoadState(std::string_view bytes) {
   StickyActions sticky = sticky_;
   int64_t frame = 0;
   int32_t paddle = 0, lives = 0;
+  // The game is over by frame kLives * kFramesPerLife, so no frame arithmetic can overflow.
   if (!reader.ReadString(tag) || tag != "fake-atari" || !sticky.Load(reader) || !reader.Read(frame) ||
       !reader.Read(paddle) || !reader.Read(lives) || !reader.Finish("fake emulator").ok() || frame < 0 ||
-      paddle < 0 || paddle > kWidth - kPaddleWidth || lives < 0 || lives > kLives) {
+      frame > int64_t{kLives} * kFramesPerLife || paddle < 0 || paddle > kWidth - kPaddleWidth || lives < 0 ||
+      lives > kLives) {
     return Status::Corruption("fake emulator: malformed state");
   }
   sticky_ = sticky;
