@@ -128,5 +128,30 @@ TEST(FrameStackTest, LoadStateRejectsGarbageAndOtherStacks) {
   EXPECT_EQ(env->SaveState(), state);
 }
 
+// The wrapper's own bookkeeping (name, seeded, running, steps, return) leads
+// its state; it must agree with the inner environment's (fuzz finding: a
+// "running" wrapper over a finished inner episode failed a CHECK on Step).
+TEST(FrameStackTest, LoadStateRejectsBookkeepingThatDisagreesWithTheInnerEpisode) {
+  auto env = Stacked();
+  env->Reset(1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(env->Step(0).ok());
+  const std::string state = env->SaveState();
+  const size_t running_at = sizeof(uint64_t) + env->spec().name.size() + 1;
+  const size_t steps_at = running_at + 1;
+  auto edited = [&state](size_t offset, const void* value, size_t size) {
+    std::string out = state;
+    std::memcpy(out.data() + offset, value, size);
+    return out;
+  };
+  const uint8_t not_running = 0;
+  const int64_t other_steps = 2;
+  EXPECT_FALSE(env->LoadState(edited(running_at, &not_running, 1)).ok());
+  EXPECT_FALSE(env->LoadState(edited(steps_at, &other_steps, sizeof other_steps)).ok());
+  EXPECT_EQ(env->SaveState(), state);
+  // The unedited state loads and steps on.
+  ASSERT_TRUE(env->LoadState(state).ok());
+  EXPECT_TRUE(env->Step(0).ok());
+}
+
 }  // namespace
 }  // namespace tokenrl::env

@@ -93,10 +93,12 @@ Status Environment::LoadState(std::string_view bytes) {
   reader.Read(ret);
   if (!reader.ok()) return reader.Finish(spec_.name);
   // An episode runs only after a seeded reset; the bookkeeping must be what a run could have produced.
-  if (seeded > 1 || running > 1 || (running && !seeded) || steps < 0 || !std::isfinite(ret)) {
+  // A running episode has not reached the time limit (the step that reaches it ends the episode).
+  if (seeded > 1 || running > 1 || (running && !seeded) || steps < 0 || !std::isfinite(ret) ||
+      (running && spec_.max_episode_steps > 0 && steps >= spec_.max_episode_steps)) {
     return Status::Corruption(fmt::format("{}: malformed episode bookkeeping in the state", spec_.name));
   }
-  TOKENRL_RETURN_IF_ERROR(DoLoadState(reader));
+  TOKENRL_RETURN_IF_ERROR(DoLoadState(reader, {.seeded = seeded != 0, .running = running != 0, .steps = steps}));
   TOKENRL_RETURN_IF_ERROR(reader.Finish(spec_.name));
   seeded_ = seeded != 0;
   running_ = running != 0;

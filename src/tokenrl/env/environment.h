@@ -124,7 +124,15 @@ class Environment {
   virtual void DoWriteObservation(std::span<uint8_t> zeroed_chw) const = 0;
   virtual std::unique_ptr<Environment> DoClone() const = 0;
   virtual void DoSaveState(ByteWriter& writer) const = 0;
-  virtual Status DoLoadState(ByteReader& reader) = 0;
+  // The episode bookkeeping of a state being loaded (already checked for
+  // consistency on its own), for wrappers whose inner state must agree with it.
+  struct LoadedEpisode {
+    bool seeded = false;
+    bool running = false;
+    int64_t steps = 0;
+  };
+  // Restores the subclass's state, all or nothing.
+  virtual Status DoLoadState(ByteReader& reader, const LoadedEpisode& episode) = 0;
   // Extra text for ToString's status line (e.g. "ramp=3").
   virtual std::string StatusLine() const { return ""; }
 

@@ -95,7 +95,7 @@ void FrameStack::DoSaveState(ByteWriter& writer) const {
   writer.WriteVector(stack_);
 }
 
-Status FrameStack::DoLoadState(ByteReader& reader) {
+Status FrameStack::DoLoadState(ByteReader& reader, const LoadedEpisode& episode) {
   const auto corrupt = [this](std::string_view what) {
     return Status::Corruption(fmt::format("{} (frame stack): {}", spec().name, what));
   };
@@ -112,6 +112,14 @@ Status FrameStack::DoLoadState(ByteReader& reader) {
   // Load into a copy so that a failure leaves this environment untouched.
   std::unique_ptr<Environment> inner = inner_->Clone();
   TOKENRL_RETURN_IF_ERROR(inner->LoadState(inner_state));
+  // The wrapper steps and resets its inner environment in lockstep (same time
+  // limit), so their episodes agree; a Reset() without a pending seed needs a
+  // seeded inner environment (fuzz finding: a running wrapper over a finished
+  // inner episode failed a CHECK on its next step).
+  if (inner->episode_running() != episode.running || inner->episode_steps() != episode.steps ||
+      (episode.seeded && pending == 0 && !inner->seeded())) {
+    return corrupt("its episode bookkeeping disagrees with the inner environment's");
+  }
   inner_ = std::move(inner);
   pending_seed_ = pending != 0;
   seed_ = seed;

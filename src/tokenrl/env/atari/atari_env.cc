@@ -159,7 +159,7 @@ void AtariEnvironment::DoSaveState(ByteWriter& writer) const {
   writer.WriteVector(observation_);
 }
 
-Status AtariEnvironment::DoLoadState(ByteReader& reader) {
+Status AtariEnvironment::DoLoadState(ByteReader& reader, const LoadedEpisode& /*episode*/) {
   std::string emulator_state;
   uint64_t noop_rng = 0;
   int32_t lives = 0;

@@ -77,7 +77,7 @@ class AtariEnvironment final : public Environment {
   void DoWriteObservation(std::span<uint8_t> zeroed_chw) const override;
   std::unique_ptr<Environment> DoClone() const override { return std::make_unique<AtariEnvironment>(*this); }
   void DoSaveState(ByteWriter& writer) const override;
-  Status DoLoadState(ByteReader& reader) override;
+  Status DoLoadState(ByteReader& reader, const LoadedEpisode& episode) override;
   std::string StatusLine() const override;
 
  private:

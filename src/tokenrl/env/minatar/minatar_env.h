@@ -140,7 +140,7 @@ class MinatarEnvironment final : public MinatarEnv {
     writer.Write<int32_t>(last_action_);
     game_.Save(writer);
   }
-  Status DoLoadState(ByteReader& reader) override {
+  Status DoLoadState(ByteReader& reader, const LoadedEpisode& /*episode*/) override {
     MinatarEnvironment copy(*this);
     int32_t last_action = 0;
     if (!copy.rng_.Load(reader) || !reader.Read(last_action) || last_action < 0 || last_action >= kNumFullActions ||
