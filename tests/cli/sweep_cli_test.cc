@@ -165,6 +165,17 @@ TEST(SweepCliTest, LocalSweepKillResumeLockAndSkip) {
   ASSERT_TRUE(table.ok());
   EXPECT_NE(table->find("flat"), std::string::npos) << *table;
   EXPECT_NE(table->find("wide"), std::string::npos) << *table;
+  // run-job --threads: the same job on 2 learner threads (its 2 members split
+  // over them) writes the same metrics as the planned single thread.
+  const std::string t = root + "/threads";
+  fs::create_directories(t);
+  fs::copy_file(a + "/sweep.plan.json", t + "/sweep.plan.json");
+  const std::string job0 = fs::relative(jobs[0], a).string();
+  r = RunShell(kBin + " sweep run-job " + t + " " + job0 + " --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(Log(t + "/" + job0).find("--set learner.num_threads=2"), std::string::npos) << Log(t + "/" + job0);
+  EXPECT_EQ(*ReadFile(t + "/" + job0 + "/metrics.csv"), *ReadFile(jobs[0] + "/metrics.csv"));
+  EXPECT_NE(RunShell(kBin + " sweep run-job " + t + " " + job0 + " --threads 0").exit_code, 0);
 
   // 3. SIGKILL a worker mid-run; then, while the driver retries, a second driver is refused.
   const pid_t driver = SpawnProcess({kBin, "sweep", sweep, "--out", b, "--workers", "2"}, root + "/b.log");

@@ -161,10 +161,16 @@ TEST(SweepTest, PlanRoundTripsAndTrainArgumentsResume) {
   ASSERT_GE(args.size(), 4u);
   EXPECT_EQ(args[0], "train");
   EXPECT_EQ(args[args.size() - 2], dir + "/" + job.dir);
+  // A thread count goes last, after the plan's overrides, so that it wins.
+  auto threaded = TrainArguments(dir, job, 3);
+  args.insert(args.end(), {"--set", "learner.num_threads=3"});
+  EXPECT_EQ(threaded, args);
   EXPECT_EQ(GetJobState(dir, job), JobState::kPending);
   fs::create_directories(dir + "/" + job.dir);
   std::ofstream(dir + "/" + job.dir + "/config.resolved.toml") << "seed = 0\n";
   EXPECT_EQ(TrainArguments(dir, job), (std::vector<std::string>{"train", "--resume", dir + "/" + job.dir, "-q"}));
+  EXPECT_EQ(TrainArguments(dir, job, 2), (std::vector<std::string>{"train", "--resume", dir + "/" + job.dir, "-q",
+                                                                   "--set", "learner.num_threads=2"}));
   bool partial = false;
   EXPECT_EQ(GetJobState(dir, job, &partial), JobState::kPending);
   EXPECT_TRUE(partial);

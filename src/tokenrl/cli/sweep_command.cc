@@ -196,13 +196,19 @@ void AddSweepCommand(CLI::App& app, int& exit_code) {
   run_job->add_option("dir", *rj_dir, "Sweep directory")->required();
   run_job->add_option("job", *rj_job, "Job id or directory (relative to the sweep directory)")->required();
   run_job->add_option("--retries", *rj_retries, "Extra attempts")->check(CLI::Range(int64_t{0}, int64_t{100}));
-  run_job->callback([rj_dir, rj_job, rj_retries, &exit_code] {
+  auto rj_threads = std::make_shared<int64_t>(0);
+  run_job->add_option("--threads", *rj_threads,
+                      "Learner threads for this job, overriding the plan's learner.num_threads (the results do not "
+                      "depend on it; e.g. one job on every core of a machine)")
+      ->check(CLI::Range(int64_t{1}, int64_t{256}));
+  run_job->callback([rj_dir, rj_job, rj_retries, rj_threads, &exit_code] {
     auto plan = runner::ReadPlan(*rj_dir);
-    Status st = plan.ok() ? runner::RunOneJob(*rj_dir, *plan, *rj_job, SelfBinary(), *rj_retries) : plan.status();
+    Status st = plan.ok() ? runner::RunOneJob(*rj_dir, *plan, *rj_job, SelfBinary(), *rj_retries, *rj_threads)
+                          : plan.status();
     exit_code = st.ok() ? 0 : ReportError("sweep run-job", st);
   });
 
-  cmd->callback([cmd, status, run_job, args, &exit_code] {
+  cmd->callback([status, run_job, args, &exit_code] {
     if (status->parsed() || run_job->parsed()) return;
     const Status st = Sweep(*args);
     if (!st.ok() && g_stop.load()) {
@@ -212,7 +218,6 @@ void AddSweepCommand(CLI::App& app, int& exit_code) {
     }
     exit_code = st.ok() ? 0 : ReportError("sweep", st);
   });
-  (void)cmd;
 }
 
 }  // namespace tokenrl::cli

@@ -575,13 +575,17 @@ JobState GetJobState(const std::string& sweep_dir, const SweepJob& job, bool* pa
   return JobState::kPending;
 }
 
-std::vector<std::string> TrainArguments(const std::string& sweep_dir, const SweepJob& job) {
+std::vector<std::string> TrainArguments(const std::string& sweep_dir, const SweepJob& job, int64_t learner_threads) {
   const std::string dir = JobDir(sweep_dir, job);
-  if (fs::exists(dir + "/config.resolved.toml")) return {"train", "--resume", dir, "-q"};
   std::vector<std::string> args{"train"};
-  for (const auto& f : job.files) args.insert(args.end(), {"--config", f});
-  for (const auto& o : job.overrides) args.insert(args.end(), {"--set", o});
-  args.insert(args.end(), {"--out", dir, "-q"});
+  if (fs::exists(dir + "/config.resolved.toml")) {
+    args.insert(args.end(), {"--resume", dir, "-q"});
+  } else {
+    for (const auto& f : job.files) args.insert(args.end(), {"--config", f});
+    for (const auto& o : job.overrides) args.insert(args.end(), {"--set", o});
+    args.insert(args.end(), {"--out", dir, "-q"});
+  }
+  if (learner_threads > 0) args.insert(args.end(), {"--set", fmt::format("learner.num_threads={}", learner_threads)});
   return args;
 }
 
@@ -739,7 +743,7 @@ StatusOr<SweepRunResult> RunSweepLocal(const std::string& sweep_dir, const Sweep
 }
 
 Status RunOneJob(const std::string& sweep_dir, const SweepPlan& plan, const std::string& job_id,
-                 const std::string& binary, int64_t retries) {
+                 const std::string& binary, int64_t retries, int64_t learner_threads) {
   const SweepJob* job = FindJob(plan, job_id);
   if (job == nullptr) return Status::NotFound(fmt::format("no job {} in the plan of {}", job_id, sweep_dir));
   const std::string dir = JobDir(sweep_dir, *job);
@@ -753,7 +757,7 @@ Status RunOneJob(const std::string& sweep_dir, const SweepPlan& plan, const std:
   std::string last;
   for (int attempt = 1; attempt <= retries + 1; ++attempt) {
     if (fs::exists(dir + "/DONE")) break;
-    const std::vector<std::string> args = TrainArguments(sweep_dir, *job);
+    const std::vector<std::string> args = TrainArguments(sweep_dir, *job, learner_threads);
     StartAttemptLog(dir, attempt, args);
     const pid_t pid = SpawnLogged(binary, args, dir + "/sweep.log");
     int status = 0;

@@ -145,7 +145,11 @@ JobState GetJobState(const std::string& sweep_dir, const SweepJob& job, bool* pa
 
 // The `tokenrl train` argument vector (without argv[0]) for a job: a fresh run
 // or, when its directory already holds config.resolved.toml, --resume.
-std::vector<std::string> TrainArguments(const std::string& sweep_dir, const SweepJob& job);
+// learner_threads > 0 overrides learner.num_threads (results do not depend on
+// it: CpuLearnerTest.SameBytesForAnyThreadCountAndRun); a fresh run's
+// config.resolved.toml records the count it ran with.
+std::vector<std::string> TrainArguments(const std::string& sweep_dir, const SweepJob& job,
+                                        int64_t learner_threads = 0);
 
 // Takes the exclusive sweep lock (OUT/sweep.lock). Errors (kInternal) with a
 // clear message when another driver holds it. Returns the fd (kept open).
@@ -172,9 +176,10 @@ StatusOr<SweepRunResult> RunSweepLocal(const std::string& sweep_dir, const Sweep
 
 // Runs one job to completion in this process's control (retries included),
 // holding the job's lock; for Slurm array tasks. A held lock: returns OK
-// without running (another task has it).
+// without running (another task has it). learner_threads: as TrainArguments
+// (e.g. one job given every core of a machine to finish sooner).
 Status RunOneJob(const std::string& sweep_dir, const SweepPlan& plan, const std::string& job_id,
-                 const std::string& binary, int64_t retries);
+                 const std::string& binary, int64_t retries, int64_t learner_threads = 0);
 
 // Slurm backend.
 struct SlurmRunOptions {
