@@ -30,10 +30,14 @@ echo "scenario: SIGKILLed array task ${ARRAY}_0 ($JOB0)"
 mid_run "$JOB1"
 scontrol requeue "${ARRAY}_1"
 echo "scenario: requeued array task ${ARRAY}_1 ($JOB1)"
-# Slurm holds a requeued job back for a while (its begin time); let it start now.
+# Slurm holds a requeued job back for a while (its begin time); let it start
+# soon. Not at once: slurmd revoked the first run's credential with a
+# one-second clock, and a credential issued within that second is refused
+# ("Killing non-startable batch job: Job credential revoked"), which ends the
+# task FAILED instead of rerunning it (seen under load in CI).
 for _ in $(seq 1 100); do
   if [[ $(squeue -h -r -j "${ARRAY}_1" -o '%T %r') == "PENDING BeginTime" ]]; then
-    scontrol update JobId="${ARRAY}_1" StartTime=now && break
+    scontrol update JobId="${ARRAY}_1" StartTime=now+3 && break
   fi
   sleep 0.1
 done
