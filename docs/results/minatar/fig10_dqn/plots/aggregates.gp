@@ -13,23 +13,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.05731045302817881:1.356125812106095]
-set xtics 0,0.5 format "%g"
+set xrange [0.0132201983128174:1.349713934711459]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.04146028138863052:1.2274605544400898]
-set xtics 0,0.5 format "%g"
+set xrange [0.03301797692957882:1.220689803683889]
+set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.04754951861836812:1.2944421639672035]
-set xtics 0,0.5 format "%g"
+set xrange [0.02692873969984122:1.2876714132110025]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [0.10923254528072762:1.010851817777647]
+set xrange [0.11600329603692848:0.9363735594594378]
 set xtics 0.25,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -50,23 +50,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.05731045302817881:1.356125812106095]
-set xtics 0,0.5 format "%g"
+set xrange [0.0132201983128174:1.349713934711459]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.04146028138863052:1.2274605544400898]
-set xtics 0,0.5 format "%g"
+set xrange [0.03301797692957882:1.220689803683889]
+set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.04754951861836812:1.2944421639672035]
-set xtics 0,0.5 format "%g"
+set xrange [0.02692873969984122:1.2876714132110025]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [0.10923254528072762:1.010851817777647]
+set xrange [0.11600329603692848:0.9363735594594378]
 set xtics 0.25,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"

@@ -25,26 +25,28 @@ set title "breakout"
 unset key
 plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "freeway"
 unset key
-plot "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 unset multiplot
 unset output
 reset
@@ -74,25 +76,27 @@ set title "breakout"
 unset key
 plot "task_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+     "task_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "softmoe_1_scaled_x4", \
+     "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "freeway"
 unset key
-plot "task_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
+plot "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "softmoe_4"
 unset multiplot
 unset output
