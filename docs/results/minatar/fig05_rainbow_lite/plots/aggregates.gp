@@ -13,23 +13,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.20015922565033267:0.9790494857834242]
+set xrange [0.22027855917839748:0.9617598423761547]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.21269788203266787:0.9635442776769509]
-set xtics 0.4,0.2 format "%g"
+set xrange [0.1924378947368422:0.9774147368421051]
+set xtics 0.2,0.2 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.21269788203266787:0.9635442776769509]
+set xrange [0.2782938000618634:0.9758695030085822]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [0.21547982395644294:0.7710271996370236]
+set xrange [0.2708978572628621:0.6992728035498235]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -50,23 +50,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.20015922565033267:0.9790494857834242]
+set xrange [0.22027855917839748:0.9617598423761547]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.21269788203266787:0.9635442776769509]
-set xtics 0.4,0.2 format "%g"
+set xrange [0.1924378947368422:0.9774147368421051]
+set xtics 0.2,0.2 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.21269788203266787:0.9635442776769509]
+set xrange [0.2782938000618634:0.9758695030085822]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [0.21547982395644294:0.7710271996370236]
+set xrange [0.2708978572628621:0.6992728035498235]
 set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
