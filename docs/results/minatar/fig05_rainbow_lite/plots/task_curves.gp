@@ -42,13 +42,15 @@ unset key
 plot "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
      "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_sum_per_feat"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+plot "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 13 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
 unset multiplot
 unset output
 reset
@@ -95,12 +97,14 @@ unset key
 plot "task_curves.dat" index 9 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 9 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
      "task_curves.dat" index 10 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+     "task_curves.dat" index 10 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_sum_per_feat"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 11 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 11 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+plot "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 13 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
 unset multiplot
 unset output
