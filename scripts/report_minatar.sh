@@ -23,8 +23,13 @@ pairs_of() {
     fig01_13_14_minatar_rainbow)
       echo softmoe_4:baseline softmoe_4:baseline_x4 softmoe_1_scaled_x4:softmoe_4 softmoe_1_scaled_x4:baseline_x4 ;;
     fig05_minatar_rainbow_lite*)
-      echo tokenized_sum_per_conv:baseline tokenized_mean_per_conv:baseline tokenized_sum_per_conv_x4:baseline_x4 \
-           tokenized_mean_per_conv_x4:baseline_x4 tokenized_sum_per_conv:tokenized_sum_per_feat ;;
+      local agg tok
+      for agg in sum mean; do
+        for tok in per_conv per_feat; do
+          echo "tokenized_${agg}_${tok}:baseline tokenized_${agg}_${tok}_x4:baseline_x4"
+        done
+      done
+      echo tokenized_sum_per_conv:tokenized_sum_per_feat tokenized_sum_per_conv_x4:tokenized_sum_per_feat_x4 ;;
     fig06_minatar_rainbow)
       echo softmoe_1_scaled_x4:softmoe_4 expertchoice_1_scaled_x4:softmoe_4 ;;
     fig07_minatar_rainbow)

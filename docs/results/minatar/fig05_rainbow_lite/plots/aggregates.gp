@@ -18,8 +18,8 @@ set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.1924378947368422:0.9774147368421051]
-set xtics 0.2,0.2 format "%g"
+set xrange [0.1899978947368422:1.004254736842105]
+set xtics 0.25,0.25 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -55,8 +55,8 @@ set xtics 0.4,0.2 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.1924378947368422:0.9774147368421051]
-set xtics 0.2,0.2 format "%g"
+set xrange [0.1899978947368422:1.004254736842105]
+set xtics 0.25,0.25 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"

@@ -50,7 +50,9 @@ unset key
 plot "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
      "task_curves.dat" index 13 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 14 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 14 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_sum_per_feat"
 unset multiplot
 unset output
 reset
@@ -105,6 +107,8 @@ unset key
 plot "task_curves.dat" index 12 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "task_curves.dat" index 12 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
      "task_curves.dat" index 13 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv"
+     "task_curves.dat" index 13 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 14 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 14 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_sum_per_feat"
 unset multiplot
 unset output
