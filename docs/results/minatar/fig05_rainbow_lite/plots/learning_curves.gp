@@ -17,9 +17,11 @@ set offsets 0, 0, graph 0.05, graph 0.05
 plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline", \
      "learning_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "baseline_x4", \
      "learning_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "tokenized_sum_per_feat"
+     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "learning_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#d55e00" title "tokenized_sum_per_feat"
 unset output
 reset
 set encoding utf8
@@ -40,7 +42,9 @@ set offsets 0, 0, graph 0.05, graph 0.05
 plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "learning_curves.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#0173b2" title "baseline", \
      "learning_curves.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#de8f05" title "baseline_x4", \
      "learning_curves.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "tokenized_sum_per_feat"
+     "learning_curves.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#029e73" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "learning_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#d55e00" title "tokenized_sum_per_feat"
 unset output

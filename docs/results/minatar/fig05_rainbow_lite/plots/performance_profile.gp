@@ -16,9 +16,11 @@ set xrange [-0.0409355:2.0877104999999996]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
      "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "baseline_x4", \
      "performance_profile.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "tokenized_sum_per_feat"
+     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "performance_profile.dat" index 3 using 1:2 with lines lw 2 lc rgb "#d55e00" title "tokenized_sum_per_feat"
 unset output
 reset
 set encoding utf8
@@ -38,7 +40,9 @@ set xrange [-0.0409355:2.0877104999999996]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
      "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 1 using 1:2 with lines lw 2 lc rgb "#de8f05" title "baseline_x4", \
      "performance_profile.dat" index 2 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "tokenized_sum_per_feat"
+     "performance_profile.dat" index 2 using 1:2 with lines lw 2 lc rgb "#029e73" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "performance_profile.dat" index 3 using 1:2 with lines lw 2 lc rgb "#d55e00" title "tokenized_sum_per_feat"
 unset output
