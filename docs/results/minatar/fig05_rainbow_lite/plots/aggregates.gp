@@ -13,19 +13,19 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.034057269610808585:1.7377273643879811]
+set xrange [-0.044907481347045766:1.8570796934865899]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.002921960072595292:1.6272413793103446]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.019258560193587432:1.8712271022383544]
+set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.002921960072595292:1.6272413793103446]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.019258560193587432:1.8712271022383544]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
@@ -50,19 +50,19 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.034057269610808585:1.7377273643879811]
+set xrange [-0.044907481347045766:1.8570796934865899]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.002921960072595292:1.6272413793103446]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.019258560193587432:1.8712271022383544]
+set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.002921960072595292:1.6272413793103446]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.019258560193587432:1.8712271022383544]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
