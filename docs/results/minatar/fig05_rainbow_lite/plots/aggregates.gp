@@ -13,24 +13,24 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.044907481347045766:1.8570796934865899]
-set xtics 0,0.5 format "%g"
+set xrange [0.14041745649765294:1.8402319718643445]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.019258560193587432:1.8712271022383544]
-set xtics 0,0.5 format "%g"
+set xrange [0.1122692316999396:1.8592700302480338]
+set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.019258560193587432:1.8712271022383544]
-set xtics 0,0.5 format "%g"
+set xrange [0.19029266091954025:1.8521769912280701]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.0861718088324259:0.9478898971566848]
-set xtics 0,0.5 format "%g"
+set xrange [-0.06712169782214157:0.7383386760435573]
+set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 unset multiplot
@@ -50,24 +50,24 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.044907481347045766:1.8570796934865899]
-set xtics 0,0.5 format "%g"
+set xrange [0.14041745649765294:1.8402319718643445]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.019258560193587432:1.8712271022383544]
-set xtics 0,0.5 format "%g"
+set xrange [0.1122692316999396:1.8592700302480338]
+set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.019258560193587432:1.8712271022383544]
-set xtics 0,0.5 format "%g"
+set xrange [0.19029266091954025:1.8521769912280701]
+set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.0861718088324259:0.9478898971566848]
-set xtics 0,0.5 format "%g"
+set xrange [-0.06712169782214157:0.7383386760435573]
+set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 unset multiplot
