@@ -7,7 +7,8 @@
 # `tokenrl sweep` copies there) into OUT_DIR/<folder>/, over finished runs only (--only-done), each
 # run scored as the paper does: the mean training return over the last 10% of its env steps
 # (--final-fraction 0.1). The probability of improvement is reported for the figure's key pairs
-# (below) whose two variants both finished the same games; other pairs are listed as skipped.
+# (below), over the games both variants of a pair finished (the report names them where that is
+# not all of either's); pairs with no such game are listed as skipped.
 # OUT_DIR/README.md (the discussion) is not touched. TOKENRL names the binary (default build/tokenrl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ done_games() {
   local d
   for d in "$1"/*/DONE; do
     if [[ -e $d ]]; then basename "$(dirname "$d")" | sed 's/-s[0-9].*$//'; fi
-  done | sort -u | tr '\n' ' '
+  done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
 status=0
@@ -64,10 +65,14 @@ for sweep in "$RESULTS"/*/; do
   for pair in $(pairs_of "$name"); do
     x=${pair%%:*} y=${pair#*:}
     gx=$(done_games "$sweep/$x") gy=$(done_games "$sweep/$y")
-    if [[ -n $gx && $gx == "$gy" ]]; then
-      args+=(--pair "$pair")
-    else
-      echo "== $folder: pair $x > $y skipped (finished games: $x: ${gx:-none}; $y: ${gy:-none})"
+    common=$(comm -12 <(tr ' ' '\n' <<<"$gx" | sed '/^$/d') <(tr ' ' '\n' <<<"$gy" | sed '/^$/d') | tr '\n' ' ')
+    if [[ -z $common ]]; then
+      echo "== $folder: pair $x > $y skipped (no game both finished; $x: ${gx:-none}; $y: ${gy:-none})"
+      continue
+    fi
+    args+=(--pair "$pair")
+    if [[ $gx != "$gy" ]]; then
+      echo "== $folder: pair $x > $y over the games both finished only: ${common% }"
     fi
   done
   echo "== $folder ($name): tokenrl report -> $OUT/$folder"

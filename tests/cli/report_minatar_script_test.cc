@@ -39,10 +39,25 @@ TEST(ReportMinatarScriptTest, RegeneratesTheReportOfEverySweepFromTheCommittedSa
   EXPECT_NE(table.find("| baseline | 2 | 2 |"), std::string::npos) << table;
   EXPECT_NE(table.find("| softmoe_4 | 2 | 2 |"), std::string::npos) << table;
   const std::string improvement = *ReadFile((report / "improvement.csv").string());
-  EXPECT_EQ(improvement.rfind("x,y,probability,lower,upper\nsoftmoe_4,baseline,", 0), 0u) << improvement;
+  EXPECT_EQ(improvement.rfind("x,y,probability,lower,upper,tasks\nsoftmoe_4,baseline,", 0), 0u) << improvement;
   EXPECT_EQ(std::count(improvement.begin(), improvement.end(), '\n'), 2) << improvement;
   const std::string md = *ReadFile((report / "report.md").string());
   EXPECT_NE(md.find("in the last 10% of its env steps"), std::string::npos);
+
+  // A variant that has finished fewer games: its pair is reported over the
+  // games both finished, and the script and the report say which.
+  const fs::path partial = out / "partial_results";
+  fs::copy(fs::path(source) / "tests/report/sample_results", partial, fs::copy_options::recursive);
+  fs::remove(partial / "fig10_dqn/softmoe_4/freeway-s0-1-fc873f8b/DONE");
+  const auto fewer = RunShell(fmt::format("TOKENRL={} {}/scripts/report_minatar.sh {} {}", TOKENRL_BINARY, source,
+                                          partial.string(), (out / "partial_report").string()));
+  ASSERT_EQ(fewer.exit_code, 0) << fewer.output;
+  EXPECT_NE(fewer.output.find("pair softmoe_4 > baseline over the games both finished only: breakout"),
+            std::string::npos)
+      << fewer.output;
+  const std::string fewer_improvement = *ReadFile((out / "partial_report/fig10_dqn/improvement.csv").string());
+  EXPECT_NE(fewer_improvement.find("\nsoftmoe_4,baseline,"), std::string::npos) << fewer_improvement;
+  EXPECT_NE(fewer_improvement.find(",breakout\n"), std::string::npos) << fewer_improvement;
 
   // A missing results directory is a clear error.
   const auto missing = RunShell(fmt::format("TOKENRL={} {}/scripts/report_minatar.sh {}/no_such_dir {}",

@@ -527,8 +527,11 @@ TEST(ReportTest, ProbabilityOfImprovementForPairsAndPerGameCurves) {
   const auto rows = ReadCsvRows(tmp.path() / "out" / "improvement.csv", "x");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows.at("softmoe")[1], "flatten");
+  EXPECT_EQ(rows.at("softmoe")[5], "asterix;breakout");
+  EXPECT_TRUE(result->improvements[0].all_tasks);
   const std::string md = *ReadFile((tmp.path() / "out" / "report.md").string());
   EXPECT_NE(md.find(fmt::format("| softmoe | flatten | {:.3f}", 8.5 / 9.0)), std::string::npos) << md;
+  EXPECT_NE(md.find("| all 2 |"), std::string::npos) << md;
 
   // Per-game curves: mean, min and max of the members' evaluation returns.
   for (int v = 0; v < 2; ++v) {
@@ -569,6 +572,40 @@ TEST(ReportTest, ProbabilityOfImprovementForPairsAndPerGameCurves) {
     EXPECT_EQ(rejected.status().code(), Status::Code::kInvalidArgument);
     EXPECT_NE(rejected.status().message().find(said), std::string::npos) << rejected.status().message();
   }
+
+  // Variants that cover different tasks are compared on the tasks both cover,
+  // and the report says so; with no task in common the pair is an error.
+  WriteSyntheticRuns(tmp.path() / "partial");
+  fs::remove_all(tmp.path() / "partial" / "softmoe" / "breakout");
+  ReportOptions partial = SmallOptions(tmp.path() / "partial", tmp.path() / "out_partial");
+  partial.pairs = {{"softmoe", "flatten"}};
+  partial.improvement_reps = 400;
+  partial.plots = false;
+  auto on_common = RunReport(partial);
+  ASSERT_TRUE(on_common.ok()) << on_common.status().message();
+  const ReportImprovement& common = on_common->improvements.at(0);
+  EXPECT_EQ(common.tasks, std::vector<std::string>{"asterix"});
+  EXPECT_FALSE(common.all_tasks);
+  EXPECT_DOUBLE_EQ(common.estimate.point, 8.5 / 9.0);
+  const ScoreMatrix flatten_asterix = on_common->variants[0].normalized->SelectTasks({"asterix"}).value();
+  auto expected_common = ProbabilityOfImprovementEstimate(*on_common->variants[1].normalized, flatten_asterix, b);
+  ASSERT_TRUE(expected_common.ok());
+  EXPECT_EQ(common.estimate.lower, expected_common->lower);
+  EXPECT_EQ(common.estimate.upper, expected_common->upper);
+  std::string warned;
+  for (const auto& w : on_common->warnings) warned += w + "\n";
+  EXPECT_NE(warned.find("P(softmoe > flatten) is over the 1 task(s) both cover (asterix) only"), std::string::npos)
+      << warned;
+  EXPECT_EQ(ReadCsvRows(tmp.path() / "out_partial" / "improvement.csv", "x").at("softmoe")[5], "asterix");
+  const std::string partial_md = *ReadFile((tmp.path() / "out_partial" / "report.md").string());
+  EXPECT_NE(partial_md.find("| asterix |"), std::string::npos) << partial_md;
+  fs::remove_all(tmp.path() / "partial" / "flatten" / "asterix");
+  auto disjoint = RunReport(partial);
+  ASSERT_FALSE(disjoint.ok());
+  EXPECT_EQ(disjoint.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(disjoint.status().message().find("no task in common (\"softmoe\": asterix; \"flatten\": breakout)"),
+            std::string::npos)
+      << disjoint.status().message();
 }
 
 TEST(ReportTest, OnlyDoneLeavesUnfinishedRunsOut) {

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -31,6 +33,19 @@ TEST(ScoreMatrixTest, CreateValidatesShapeAndValues) {
   EXPECT_EQ(m(1, 0), 4.0);
   EXPECT_EQ(m.task_names()[2], "task_2");
   EXPECT_EQ(m.run_labels()[1], "1");
+}
+
+TEST(ScoreMatrixTest, SelectTasksKeepsRunsAndOrdersColumnsAsAsked) {
+  const ScoreMatrix m =
+      ScoreMatrix::Create(2, 3, {1, 2, 3, 4, 5, 6}, {"s0", "s1"}, {"asterix", "breakout", "freeway"}).value();
+  const ScoreMatrix picked = m.SelectTasks({"freeway", "asterix"}).value();
+  EXPECT_EQ(picked.num_runs(), 2);
+  EXPECT_EQ(picked.task_names(), (std::vector<std::string>{"freeway", "asterix"}));
+  EXPECT_EQ(picked.run_labels(), m.run_labels());
+  EXPECT_EQ(std::vector<double>(picked.values().begin(), picked.values().end()), (std::vector<double>{3, 1, 6, 4}));
+  EXPECT_TRUE(Contains(m.SelectTasks({"pong"}).status().message(), "no task \"pong\" (tasks: asterix, breakout, freeway)"));
+  EXPECT_FALSE(m.SelectTasks({}).ok());
+  EXPECT_TRUE(Contains(m.SelectTasks({"asterix", "asterix"}).status().message(), "appears twice"));
 }
 
 TEST(ScoresCsvTest, ParsesLongFormatSortingTasksAndKeepingRunOrder) {

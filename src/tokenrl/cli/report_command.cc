@@ -171,7 +171,8 @@ void AddReportCommand(CLI::App& app, int& exit_code) {
                   "f of its env steps (the paper's aggregates: 0.1)")
       ->capture_default_str();
   cmd->add_option("--pair", o->pairs,
-                  "X:Y: report the probability of improvement P(X > Y) of variants X and Y (repeatable)")
+                  "X:Y: report the probability of improvement P(X > Y) of variants X and Y, over the tasks both "
+                  "cover (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--improvement-reps", o->improvement_reps,
                   "Bootstrap replicates for the probability of improvement (rliable: 2000)")

@@ -279,17 +279,37 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
     }
   }
 
-  // Pairs name variants that exist (checked before the bootstrap work).
+  // Pairs name variants that exist and share a task (checked before the
+  // bootstrap work); P(X > Y) is estimated over the tasks both cover.
+  const auto variant_named = [&](const std::string& name) {
+    return std::find_if(result.variants.begin(), result.variants.end(),
+                        [&](const ReportVariant& v) { return v.name == name; });
+  };
   for (const auto& [x, y] : options.pairs) {
     for (const std::string& name : {x, y}) {
-      if (std::none_of(result.variants.begin(), result.variants.end(),
-                       [&](const ReportVariant& v) { return v.name == name; })) {
+      if (variant_named(name) == result.variants.end()) {
         std::vector<std::string> names;
         for (const auto& v : result.variants) names.push_back("\"" + v.name + "\"");
         return Status::InvalidArgument(fmt::format("pair \"{}:{}\": no variant \"{}\" (variants: {})", x, y, name,
                                                    Join(names, ", ")));
       }
     }
+    const std::vector<std::string>& tx = variant_named(x)->normalized->task_names();
+    const std::vector<std::string>& ty = variant_named(y)->normalized->task_names();
+    ReportImprovement p{x, y, {}, true, {}};
+    for (const std::string& task : tx) {
+      if (std::count(ty.begin(), ty.end(), task) > 0) p.tasks.push_back(task);
+    }
+    if (p.tasks.empty()) {
+      return Status::InvalidArgument(fmt::format("pair \"{}:{}\": no task in common (\"{}\": {}; \"{}\": {})", x, y,
+                                                 x, Join(tx, ", "), y, Join(ty, ", ")));
+    }
+    p.all_tasks = p.tasks.size() == tx.size() && p.tasks.size() == ty.size();
+    if (!p.all_tasks) {
+      warnings.push_back(fmt::format("pair \"{}:{}\": P({} > {}) is over the {} task(s) both cover ({}) only", x, y, x,
+                                     y, p.tasks.size(), Join(p.tasks, ", ")));
+    }
+    result.improvements.push_back(std::move(p));
   }
 
   // 5. Statistics.
@@ -400,15 +420,12 @@ StatusOr<Analysis> Analyze(const ReportOptions& options, ReportResult& result) {
   }
 
   // Probability of improvement of each pair, on normalized final scores.
-  const auto variant_named = [&](const std::string& name) -> const ReportVariant& {
-    return *std::find_if(result.variants.begin(), result.variants.end(),
-                         [&](const ReportVariant& v) { return v.name == name; });
-  };
-  for (const auto& [x, y] : options.pairs) {
-    auto estimate = ProbabilityOfImprovementEstimate(*variant_named(x).normalized, *variant_named(y).normalized,
-                                                     improvement_options);
-    if (!estimate.ok()) return estimate.status().WithContext(fmt::format("pair \"{}:{}\"", x, y));
-    result.improvements.push_back({x, y, *estimate});
+  for (ReportImprovement& p : result.improvements) {
+    TOKENRL_ASSIGN_OR_RETURN(const stats::ScoreMatrix x, variant_named(p.x)->normalized->SelectTasks(p.tasks));
+    TOKENRL_ASSIGN_OR_RETURN(const stats::ScoreMatrix y, variant_named(p.y)->normalized->SelectTasks(p.tasks));
+    auto estimate = ProbabilityOfImprovementEstimate(x, y, improvement_options);
+    if (!estimate.ok()) return estimate.status().WithContext(fmt::format("pair \"{}:{}\"", p.x, p.y));
+    p.estimate = *estimate;
   }
 
   // 6. Configurations.

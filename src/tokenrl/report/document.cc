@@ -148,16 +148,18 @@ Status WriteDocuments(const ReportOptions& options, const Analysis& analysis, co
   if (!result.improvements.empty()) {
     Heading(d, 2, "Probability of improvement");
     Paragraph(d, fmt::format("P(X > Y): the probability that a run of X scores higher than a run of Y on a task "
-                             "drawn at random (Mann-Whitney, ties count half; mean over tasks) on {}, with {} CIs "
+                             "drawn at random (Mann-Whitney, ties count half; mean over tasks) on {}, with {}s "
                              "from {} replicates of the independent two-sample stratified bootstrap (rliable). 0.5 "
-                             "is no difference; an interval that excludes 0.5 says which is better.",
+                             "is no difference; an interval that excludes 0.5 says which is better. Where X and Y "
+                             "cover different tasks, P(X > Y) is over the tasks both cover (the last column).",
                              score_label, ci, analysis.improvement_options.reps));
     std::vector<std::vector<std::string>> rows;
     for (const ReportImprovement& p : result.improvements) {
       rows.push_back({p.x, p.y,
-                      fmt::format("{:.3f} [{:.3f}, {:.3f}]", p.estimate.point, p.estimate.lower, p.estimate.upper)});
+                      fmt::format("{:.3f} [{:.3f}, {:.3f}]", p.estimate.point, p.estimate.lower, p.estimate.upper),
+                      p.all_tasks ? fmt::format("all {}", p.tasks.size()) : Join(p.tasks, ", ")});
     }
-    Table(d, {"X", "Y", "P(X > Y)"}, rows);
+    Table(d, {"X", "Y", "P(X > Y)", "tasks"}, rows);
     Image(d, "improvement", "Probability of improvement", drawn.count("improvement") > 0);
   }
   if (!result.diagnostics.empty()) {

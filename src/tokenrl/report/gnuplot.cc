@@ -262,13 +262,18 @@ std::string TaskCurvesPlot(const ReportResult& r, int* width, int* height) {
   return s;
 }
 
+// "X > Y", naming how many tasks the estimate covers where that is not all.
+std::string PairLabel(const ReportImprovement& p) {
+  return p.x + " > " + p.y + (p.all_tasks ? "" : fmt::format(" ({} tasks)", p.tasks.size()));
+}
+
 // Probability of improvement: one interval per pair on [0, 1], 0.5 marked.
 std::string ImprovementPlot(const ReportResult& r, const stats::BootstrapOptions& options, int* width,
                             int* height) {
   const size_t n = r.improvements.size();
   if (n == 0) return "";
   size_t longest = 4;
-  for (const auto& p : r.improvements) longest = std::max(longest, p.x.size() + p.y.size() + 3);
+  for (const auto& p : r.improvements) longest = std::max(longest, PairLabel(p).size());
   *width = 1000;
   *height = static_cast<int>(std::min<size_t>(170 + 48 * n, 1400));
   std::string s;
@@ -433,7 +438,7 @@ Status WriteImprovementData(const ReportOptions& options, ReportResult& result) 
   std::string dat = "# index\tpair\tprobability\tlower\tupper\n";
   for (size_t i = 0; i < result.improvements.size(); ++i) {
     const ReportImprovement& p = result.improvements[i];
-    dat += fmt::format("{}\t{}\t{}\t{}\t{}\n", i + 1, GpField(p.x + " > " + p.y), Num(p.estimate.point),
+    dat += fmt::format("{}\t{}\t{}\t{}\t{}\n", i + 1, GpField(PairLabel(p)), Num(p.estimate.point),
                        Num(p.estimate.lower), Num(p.estimate.upper));
   }
   return WriteOut(options.out_dir, "plots/improvement.dat", dat, result.files);

@@ -124,10 +124,10 @@ Status WriteTaskCurvesCsv(const ReportOptions& options, ReportResult& result) {
 
 Status WriteImprovementCsv(const ReportOptions& options, ReportResult& result) {
   if (result.improvements.empty()) return Status::Ok();
-  std::string csv = "x,y,probability,lower,upper\n";
+  std::string csv = "x,y,probability,lower,upper,tasks\n";
   for (const ReportImprovement& p : result.improvements) {
-    csv += fmt::format("{},{},{},{},{}\n", CsvField(p.x), CsvField(p.y), Num(p.estimate.point),
-                       Num(p.estimate.lower), Num(p.estimate.upper));
+    csv += fmt::format("{},{},{},{},{},{}\n", CsvField(p.x), CsvField(p.y), Num(p.estimate.point),
+                       Num(p.estimate.lower), Num(p.estimate.upper), CsvField(Join(p.tasks, ";")));
   }
   return WriteOut(options.out_dir, "improvement.csv", csv, result.files);
 }

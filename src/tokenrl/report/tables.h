@@ -36,7 +36,8 @@ Status WriteCurvesCsv(const ReportOptions& options, ReportResult& result);
 Status WriteProfilesCsv(const ReportOptions& options, ReportResult& result);
 // task_curves.csv: variant,task,env_steps,mean,min,max (raw returns).
 Status WriteTaskCurvesCsv(const ReportOptions& options, ReportResult& result);
-// improvement.csv: x,y,probability,lower,upper (only with pairs).
+// improvement.csv: x,y,probability,lower,upper,tasks (only with pairs; tasks:
+// the ';'-joined tasks both variants cover, over which P(X > Y) is estimated).
 Status WriteImprovementCsv(const ReportOptions& options, ReportResult& result);
 // diagnostics_curves.csv (only when result.diagnostics is not empty).
 Status WriteDiagnosticsCsv(const ReportOptions& options, ReportResult& result);

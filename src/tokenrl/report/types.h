@@ -55,9 +55,12 @@ struct TaskCurve {
   std::vector<double> mean, min, max;
 };
 
-// P(X > Y) of two variants' normalized final scores (ReportOptions::pairs).
+// P(X > Y) of two variants' normalized final scores (ReportOptions::pairs),
+// over the tasks both have run (rliable's estimate needs the same tasks).
 struct ReportImprovement {
   std::string x, y;
+  std::vector<std::string> tasks;  // The tasks both cover, in matrix (sorted) order.
+  bool all_tasks = true;           // false: X or Y also covers a task the other lacks.
   stats::IntervalEstimate estimate;
 };
 

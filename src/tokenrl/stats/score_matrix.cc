@@ -91,6 +91,26 @@ StatusOr<ScoreMatrix> ScoreMatrix::WithValues(std::vector<double> values) const 
   return Create(num_runs_, num_tasks_, std::move(values), run_labels_, task_names_);
 }
 
+StatusOr<ScoreMatrix> ScoreMatrix::SelectTasks(const std::vector<std::string>& task_names) const {
+  if (task_names.empty()) return Status::InvalidArgument("select at least one task");
+  std::vector<int> columns;
+  for (const std::string& name : task_names) {
+    const auto it = std::find(task_names_.begin(), task_names_.end(), name);
+    if (it == task_names_.end()) {
+      std::string known;
+      for (const auto& t : task_names_) known += (known.empty() ? "" : ", ") + t;
+      return Status::InvalidArgument(fmt::format("no task \"{}\" (tasks: {})", name, known));
+    }
+    columns.push_back(static_cast<int>(it - task_names_.begin()));
+  }
+  std::vector<double> values;
+  values.reserve(static_cast<size_t>(num_runs_) * columns.size());
+  for (int r = 0; r < num_runs_; ++r)
+    for (int c : columns) values.push_back((*this)(r, c));
+  // Create rejects a name given twice.
+  return Create(num_runs_, static_cast<int>(columns.size()), std::move(values), run_labels_, task_names);
+}
+
 StatusOr<ScoreMatrix> ParseScoresCsv(std::string_view text, std::string_view source) {
   TOKENRL_ASSIGN_OR_RETURN(CsvTable table, ParseCsv(text, source));
   const StatusOr<int> run_column = table.Column("run");

@@ -69,6 +69,12 @@ class ScoreMatrix {
   // InvalidArgument otherwise): values.size() == size() and all finite.
   StatusOr<ScoreMatrix> WithValues(std::vector<double> values) const;
 
+  // The columns named `task_names`, in that order, with the same run labels
+  // (e.g. to compare two variants on the tasks both cover). Errors
+  // (InvalidArgument): an empty list, a name that is not one of task_names(),
+  // a name given twice.
+  StatusOr<ScoreMatrix> SelectTasks(const std::vector<std::string>& task_names) const;
+
  private:
   ScoreMatrix() = default;
 
