@@ -13,23 +13,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.14041745649765294:1.8402319718643445]
+set xrange [0.16806887610061721:1.5360663562317374]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.1122692316999396:1.8592700302480338]
+set xrange [0.13313577737447077:1.629738027828191]
 set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.19029266091954025:1.8521769912280701]
+set xrange [0.2148220137386348:1.5823541102180303]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06712169782214157:0.7383386760435573]
+set xrange [-0.06587716422133921:0.7382255366253025]
 set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -50,23 +50,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.14041745649765294:1.8402319718643445]
+set xrange [0.16806887610061721:1.5360663562317374]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [0.1122692316999396:1.8592700302480338]
+set xrange [0.13313577737447077:1.629738027828191]
 set xtics 0.5,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.19029266091954025:1.8521769912280701]
+set xrange [0.2148220137386348:1.5823541102180303]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06712169782214157:0.7383386760435573]
+set xrange [-0.06587716422133921:0.7382255366253025]
 set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
