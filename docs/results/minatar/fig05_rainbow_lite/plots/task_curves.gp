@@ -64,15 +64,17 @@ plot "task_curves.dat" index 19 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 20 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 20 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
      "task_curves.dat" index 21 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
+     "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_feat_x4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
+plot "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
 unset multiplot
 unset output
 reset
@@ -141,14 +143,16 @@ plot "task_curves.dat" index 19 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 20 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 20 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
      "task_curves.dat" index 21 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
+     "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_feat_x4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
+plot "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_feat"
 unset multiplot
 unset output
