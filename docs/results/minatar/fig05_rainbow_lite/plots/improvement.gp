@@ -4,7 +4,7 @@ set datafile separator "\t"
 set terminal pngcairo size 1000,506 font "DejaVu Sans,11" noenhanced
 set output "../improvement.png"
 set title "Probability of improvement P(X > Y) with 95% CIs (2000 replicates)" font ",13"
-set lmargin at screen 0.5566
+set lmargin at screen 0.4746
 set yrange [7.5:0.5]
 set xrange [0:1]
 set xtics 0,0.25 format "%g"
@@ -25,7 +25,7 @@ set datafile separator "\t"
 set terminal svg size 1000,506 font "DejaVu Sans,11" noenhanced background rgb "white"
 set output "../improvement.svg"
 set title "Probability of improvement P(X > Y) with 95% CIs (2000 replicates)" font ",13"
-set lmargin at screen 0.5566
+set lmargin at screen 0.4746
 set yrange [7.5:0.5]
 set xrange [0:1]
 set xtics 0,0.25 format "%g"
