@@ -13,23 +13,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.06230473226391414:1.3581634373632174]
+set xrange [0.04388375728098659:1.5607941621754204]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.007869968986511877:1.3551496588516305]
+set xrange [-0.034215617362371414:1.6449517909860856]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.08509838042901846:1.4331005338575802]
+set xrange [0.056370085345172405:1.749111779779887]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06466836837567318:0.8814077863453535]
+set xrange [-0.06771014911307449:0.8816843118669355]
 set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -50,23 +50,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.06230473226391414:1.3581634373632174]
+set xrange [0.04388375728098659:1.5607941621754204]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.007869968986511877:1.3551496588516305]
+set xrange [-0.034215617362371414:1.6449517909860856]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.08509838042901846:1.4331005338575802]
+set xrange [0.056370085345172405:1.749111779779887]
 set xtics 0.5,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06466836837567318:0.8814077863453535]
+set xrange [-0.06771014911307449:0.8816843118669355]
 set xtics 0,0.25 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"

@@ -12,7 +12,7 @@ set key below
 set border 3
 set xtics nomirror
 set ytics nomirror
-set xrange [-0.04694526315789473:2.3942084210526313]
+set xrange [-0.06261599999999999:3.193415999999999]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
      "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
@@ -42,7 +42,7 @@ set key below
 set border 3
 set xtics nomirror
 set ytics nomirror
-set xrange [-0.04694526315789473:2.3942084210526313]
+set xrange [-0.06261599999999999:3.193415999999999]
 plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
      "performance_profile.dat" index 0 using 1:2 with lines lw 2 lc rgb "#0173b2" title "baseline", \
      "performance_profile.dat" index 1 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
