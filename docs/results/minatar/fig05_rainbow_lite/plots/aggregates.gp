@@ -13,24 +13,24 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.04388375728098659:1.5607941621754204]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.08432780669609058:1.5724497589006095]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.034215617362371414:1.6449517909860856]
+set xrange [-0.09920738052026616:1.6508601330913488]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.056370085345172405:1.749111779779887]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.029705393070877217:1.756936823272255]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06771014911307449:0.8816843118669355]
-set xtics 0,0.25 format "%g"
+set xrange [-0.07553519260544266:0.9677597902829852]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 unset multiplot
@@ -50,24 +50,24 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [0.04388375728098659:1.5607941621754204]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.08432780669609058:1.5724497589006095]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.034215617362371414:1.6449517909860856]
+set xrange [-0.09920738052026616:1.6508601330913488]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [0.056370085345172405:1.749111779779887]
-set xtics 0.5,0.5 format "%g"
+set xrange [-0.029705393070877217:1.756936823272255]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.06771014911307449:0.8816843118669355]
-set xtics 0,0.25 format "%g"
+set xrange [-0.07553519260544266:0.9677597902829852]
+set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 unset multiplot
