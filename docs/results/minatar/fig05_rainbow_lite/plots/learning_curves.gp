@@ -23,13 +23,15 @@ plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent 
      "learning_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "learning_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
      "learning_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "learning_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#cc78bc" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
      "learning_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "learning_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ca9161" title "tokenized_sum_per_conv_x4", \
+     "learning_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
      "learning_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "learning_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#fbafe4" title "tokenized_sum_per_feat", \
+     "learning_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
      "learning_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "learning_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#949494" title "tokenized_sum_per_feat_x4"
+     "learning_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "learning_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "learning_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset output
 reset
 set encoding utf8
@@ -56,11 +58,13 @@ plot "learning_curves.dat" index 0 using 1:3:4 with filledcurves fs transparent 
      "learning_curves.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "learning_curves.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
      "learning_curves.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "learning_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#cc78bc" title "tokenized_sum_per_conv", \
+     "learning_curves.dat" index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
      "learning_curves.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "learning_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ca9161" title "tokenized_sum_per_conv_x4", \
+     "learning_curves.dat" index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
      "learning_curves.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "learning_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#fbafe4" title "tokenized_sum_per_feat", \
+     "learning_curves.dat" index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
      "learning_curves.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "learning_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#949494" title "tokenized_sum_per_feat_x4"
+     "learning_curves.dat" index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "learning_curves.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "learning_curves.dat" index 8 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset output

@@ -22,13 +22,15 @@ plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transpar
      "performance_profile.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "performance_profile.dat" index 3 using 1:2 with lines lw 2 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
      "performance_profile.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "performance_profile.dat" index 4 using 1:2 with lines lw 2 lc rgb "#cc78bc" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 4 using 1:2 with lines lw 2 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
      "performance_profile.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "performance_profile.dat" index 5 using 1:2 with lines lw 2 lc rgb "#ca9161" title "tokenized_sum_per_conv_x4", \
+     "performance_profile.dat" index 5 using 1:2 with lines lw 2 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
      "performance_profile.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "performance_profile.dat" index 6 using 1:2 with lines lw 2 lc rgb "#fbafe4" title "tokenized_sum_per_feat", \
+     "performance_profile.dat" index 6 using 1:2 with lines lw 2 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
      "performance_profile.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "performance_profile.dat" index 7 using 1:2 with lines lw 2 lc rgb "#949494" title "tokenized_sum_per_feat_x4"
+     "performance_profile.dat" index 7 using 1:2 with lines lw 2 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "performance_profile.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "performance_profile.dat" index 8 using 1:2 with lines lw 2 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset output
 reset
 set encoding utf8
@@ -54,11 +56,13 @@ plot "performance_profile.dat" index 0 using 1:3:4 with filledcurves fs transpar
      "performance_profile.dat" index 3 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "performance_profile.dat" index 3 using 1:2 with lines lw 2 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
      "performance_profile.dat" index 4 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "performance_profile.dat" index 4 using 1:2 with lines lw 2 lc rgb "#cc78bc" title "tokenized_sum_per_conv", \
+     "performance_profile.dat" index 4 using 1:2 with lines lw 2 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
      "performance_profile.dat" index 5 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "performance_profile.dat" index 5 using 1:2 with lines lw 2 lc rgb "#ca9161" title "tokenized_sum_per_conv_x4", \
+     "performance_profile.dat" index 5 using 1:2 with lines lw 2 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
      "performance_profile.dat" index 6 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "performance_profile.dat" index 6 using 1:2 with lines lw 2 lc rgb "#fbafe4" title "tokenized_sum_per_feat", \
+     "performance_profile.dat" index 6 using 1:2 with lines lw 2 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
      "performance_profile.dat" index 7 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "performance_profile.dat" index 7 using 1:2 with lines lw 2 lc rgb "#949494" title "tokenized_sum_per_feat_x4"
+     "performance_profile.dat" index 7 using 1:2 with lines lw 2 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "performance_profile.dat" index 8 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "performance_profile.dat" index 8 using 1:2 with lines lw 2 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset output
