@@ -169,11 +169,13 @@ TEST(TokenizersTest, ShuffledPermutationIsSavedWithTheModel) {
 }
 
 TEST(TokenizersTest, ForwardBackwardIsFinite) {
+  torch::manual_seed(0);
   for (TokenizerType type : {TokenizerType::kPerConv, TokenizerType::kPerFeat, TokenizerType::kPerPatch,
                              TokenizerType::kShuffled, TokenizerType::kPerSamp}) {
     const NetworkShapes s = Shapes(EncoderType::kNature, type, Io(84));
+    // Inputs in [0.5, 1.5): an exact zero from rand() would give an exactly zero gradient below.
     const torch::Tensor map =
-        torch::rand({2, 2, s.feature_channels, s.feature_height, s.feature_width}).requires_grad_(true);
+        (torch::rand({2, 2, s.feature_channels, s.feature_height, s.feature_width}) + 0.5).requires_grad_(true);
     const torch::Tensor tokens = Make(type, s)->forward(map);
     EXPECT_TRUE(torch::isfinite(tokens).all().item<bool>());
     tokens.square().sum().backward();
