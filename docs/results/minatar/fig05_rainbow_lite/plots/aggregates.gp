@@ -13,23 +13,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.1111638440291447:1.5748893986581598]
+set xrange [-0.08432780669609058:1.5724497589006095]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.11640411373260737:1.652423472474289]
+set xrange [-0.09920738052026616:1.6508601330913488]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.1267069935612687:1.7657551505895634]
+set xrange [-0.029705393070877217:1.756936823272255]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.08435351992275096:1.0647613907733766]
+set xrange [-0.07553519260544266:0.9677597902829852]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
@@ -50,23 +50,23 @@ set xtics nomirror
 set ytics scale 0 nomirror
 set border 3
 set title "IQM"
-set xrange [-0.1111638440291447:1.5748893986581598]
+set xrange [-0.08432780669609058:1.5724497589006095]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 4:1:5:6:($1-0.3):($1+0.3):3:ytic(2) with boxxyerror lc rgb variable, \
      "" using 4:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Median"
-set xrange [-0.11640411373260737:1.652423472474289]
+set xrange [-0.09920738052026616:1.6508601330913488]
 set xtics 0,0.5 format "%g"
 set format y ""
 plot "aggregates.dat" using 7:1:8:9:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 7:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Mean"
-set xrange [-0.1267069935612687:1.7657551505895634]
+set xrange [-0.029705393070877217:1.756936823272255]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 10:1:11:12:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 10:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
 set title "Optimality gap (lower is better)"
-set xrange [-0.08435351992275096:1.0647613907733766]
+set xrange [-0.07553519260544266:0.9677597902829852]
 set xtics 0,0.5 format "%g"
 plot "aggregates.dat" using 13:1:14:15:($1-0.3):($1+0.3):3 with boxxyerror lc rgb variable, \
      "" using 13:($1-0.3):(0):(0.6) with vectors nohead lw 2.5 lc rgb "black"
