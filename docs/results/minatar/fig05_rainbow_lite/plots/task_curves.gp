@@ -63,52 +63,54 @@ plot "task_curves.dat" index 18 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 20 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
      "task_curves.dat" index 21 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 26 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 26 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 26 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 26 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 27 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 27 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
-     "task_curves.dat" index 28 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 28 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
-     "task_curves.dat" index 29 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 29 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 30 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "task_curves.dat" index 30 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
-     "task_curves.dat" index 31 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 31 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 32 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 32 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 33 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 33 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 34 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 34 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+plot "task_curves.dat" index 27 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 27 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 28 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 28 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
+     "task_curves.dat" index 29 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 29 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
+     "task_curves.dat" index 30 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 30 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
+     "task_curves.dat" index 31 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 31 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 32 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 32 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 33 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 33 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 34 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 34 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 35 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 35 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 35 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 35 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 36 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
-     "task_curves.dat" index 37 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 37 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
-     "task_curves.dat" index 38 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+plot "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 36 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 37 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 37 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
+     "task_curves.dat" index 38 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
+     "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
+     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset multiplot
 unset output
 reset
@@ -176,51 +178,53 @@ plot "task_curves.dat" index 18 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 20 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
      "task_curves.dat" index 21 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 21 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+     "task_curves.dat" index 22 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 22 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 23 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 23 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 24 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 24 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 25 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 25 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 26 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 26 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 set title "seaquest"
 unset key
-plot "task_curves.dat" index 26 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 26 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 27 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 27 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
-     "task_curves.dat" index 28 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 28 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
-     "task_curves.dat" index 29 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 29 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 30 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
-     "task_curves.dat" index 30 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
-     "task_curves.dat" index 31 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 31 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 32 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 32 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 33 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 33 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 34 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 34 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+plot "task_curves.dat" index 27 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 27 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 28 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 28 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
+     "task_curves.dat" index 29 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 29 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
+     "task_curves.dat" index 30 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 30 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
+     "task_curves.dat" index 31 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 31 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 32 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 32 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 33 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 33 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 34 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 34 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 35 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 35 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 set title "space_invaders"
 unset key
-plot "task_curves.dat" index 35 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
-     "task_curves.dat" index 35 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
-     "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
-     "task_curves.dat" index 36 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
-     "task_curves.dat" index 37 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
-     "task_curves.dat" index 37 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
-     "task_curves.dat" index 38 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
-     "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+plot "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#0173b2" notitle, \
+     "task_curves.dat" index 36 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#0173b2" title "baseline", \
+     "task_curves.dat" index 37 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#de8f05" notitle, \
+     "task_curves.dat" index 37 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#de8f05" title "baseline_x4", \
+     "task_curves.dat" index 38 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#029e73" notitle, \
+     "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
+     "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
+     "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
+     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset multiplot
 unset output
