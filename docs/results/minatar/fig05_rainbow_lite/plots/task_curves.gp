@@ -103,14 +103,16 @@ plot "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
      "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 44 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 44 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset multiplot
 unset output
 reset
@@ -218,13 +220,15 @@ plot "task_curves.dat" index 36 using 1:3:4 with filledcurves fs transparent sol
      "task_curves.dat" index 38 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#029e73" title "tokenized_mean_per_conv", \
      "task_curves.dat" index 39 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#d55e00" notitle, \
      "task_curves.dat" index 39 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#d55e00" title "tokenized_mean_per_feat", \
-     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
-     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
-     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
-     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
-     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
-     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
-     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
-     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
+     "task_curves.dat" index 40 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#cc78bc" notitle, \
+     "task_curves.dat" index 40 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#cc78bc" title "tokenized_mean_per_feat_x4", \
+     "task_curves.dat" index 41 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ca9161" notitle, \
+     "task_curves.dat" index 41 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ca9161" title "tokenized_sum_per_conv", \
+     "task_curves.dat" index 42 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#fbafe4" notitle, \
+     "task_curves.dat" index 42 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#fbafe4" title "tokenized_sum_per_conv_x4", \
+     "task_curves.dat" index 43 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#949494" notitle, \
+     "task_curves.dat" index 43 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#949494" title "tokenized_sum_per_feat", \
+     "task_curves.dat" index 44 using 1:3:4 with filledcurves fs transparent solid 0.22 noborder lc rgb "#ece133" notitle, \
+     "task_curves.dat" index 44 using 1:2 with linespoints lw 2 pt 7 ps 0.4 lc rgb "#ece133" title "tokenized_sum_per_feat_x4"
 unset multiplot
 unset output
