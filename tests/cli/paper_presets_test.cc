@@ -100,7 +100,7 @@ TEST(PaperPresetsTest, EveryPresetPassesTheDryRunWithCoreHours) {
 TEST(PaperPresetsTest, CoreFiguresHaveMeasuredSpeeds) {
   // The core figures' speeds are measured, so their dry run gives a number: on AVX-512 machines
   // (configs/paper/speeds.toml, the presets' default) and on CPUs without AVX-512 (speeds_avx2.toml).
-  for (const std::string speeds : {std::string(), " --speeds " + kPaper + "/speeds_avx2.toml"}) {
+  for (const std::string& speeds : {std::string(), " --speeds " + kPaper + "/speeds_avx2.toml"}) {
     for (const std::string name : {"fig01_13_14_minatar_rainbow.toml", "fig06_minatar_rainbow.toml",
                                    "fig05_minatar_rainbow_lite.toml", "fig07_minatar_rainbow.toml",
                                    "fig10_minatar_dqn.toml", "fig10_minatar_der.toml"}) {
