@@ -97,11 +97,27 @@ std::pair<int64_t, int64_t> SamePadding(int64_t size, int64_t kernel, int64_t st
 torch::Tensor MemberConv2dImpl::forward(const torch::Tensor& x) {
   const int64_t members = x.size(0), batch = x.size(1), channels = x.size(2), h = x.size(3), w = x.size(4);
   const int64_t out = weight.size(1);
-  // [E, B, C, H, W] -> [B, E*C, H, W]: one grouped convolution for all members.
-  torch::Tensor grouped = x.transpose(0, 1).reshape({batch, members * channels, h, w});
   const auto [h_lo, h_hi] = SamePadding(h, kernel, stride);
   const auto [w_lo, w_hi] = SamePadding(w, kernel, stride);
-  if (h_lo + h_hi + w_lo + w_hi > 0) grouped = torch::constant_pad_nd(grouped, {w_lo, w_hi, h_lo, h_hi}, 0.0);
+  const bool pad = h_lo + h_hi + w_lo + w_hi > 0;
+  if (x.device().is_cpu()) {
+    // One convolution per member on the CPU: libtorch 1.13's grouped
+    // convolution through oneDNN 2.6 (Debian) returned wrong gradients on a
+    // CPU without AVX-512 (Impala at 84x84: input gradient off by 14%,
+    // tests/nn/torch/cpu_conv_parity_test.cc), while the ungrouped ones agree
+    // with the float64 oracle there and everywhere else.
+    std::vector<torch::Tensor> ys;
+    ys.reserve(static_cast<size_t>(members));
+    for (int64_t e = 0; e < members; ++e) {
+      torch::Tensor xe = x[e];
+      if (pad) xe = torch::constant_pad_nd(xe, {w_lo, w_hi, h_lo, h_hi}, 0.0);
+      ys.push_back(torch::conv2d(xe, weight[e], bias[e], torch::IntArrayRef({stride, stride})));
+    }
+    return torch::stack(ys);
+  }
+  // [E, B, C, H, W] -> [B, E*C, H, W]: one grouped convolution for all members.
+  torch::Tensor grouped = x.transpose(0, 1).reshape({batch, members * channels, h, w});
+  if (pad) grouped = torch::constant_pad_nd(grouped, {w_lo, w_hi, h_lo, h_hi}, 0.0);
   torch::Tensor y = torch::conv2d(grouped, weight.reshape({members * out, channels, kernel, kernel}),
                                   bias.reshape({members * out}), torch::IntArrayRef({stride, stride}),
                                   torch::IntArrayRef({0, 0}), torch::IntArrayRef({1, 1}), members);

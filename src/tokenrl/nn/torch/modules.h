@@ -1,7 +1,7 @@
 #pragma once
 // The libtorch backend's building blocks. Every module carries the member
 // dimension E: inputs and outputs lead with [E, B, ...], parameters with [E, ...],
-// and members never mix (grouped convolutions, batched matrix products).
+// and members never mix (per-member or grouped convolutions, batched matrix products).
 //
 // Conventions shared by every module of this backend:
 //  * Construction takes an InitContext; every parameter is created through
@@ -92,8 +92,9 @@ struct NoisyMemberLinearImpl : torch::nn::Module {
 TORCH_MODULE(NoisyMemberLinear);
 
 // Conv2d with SAME padding (TensorFlow/Flax rule: out = ceil(n / s), extra
-// padding row/column at the end) on [E, B, C, H, W], as one grouped
-// convolution with groups = E. Weight init: xavier_uniform with
+// padding row/column at the end) on [E, B, C, H, W]: one grouped
+// convolution with groups = E on a GPU, one convolution per member on the
+// CPU (member_layers.cc says why). Weight init: xavier_uniform with
 // fan_in = k*k*in, fan_out = k*k*out unless given.
 struct MemberConv2dImpl : torch::nn::Module {
   MemberConv2dImpl(const InitContext& ctx, int64_t in, int64_t out, int64_t kernel, int64_t stride);
