@@ -104,8 +104,8 @@ torch::Tensor MemberConv2dImpl::forward(const torch::Tensor& x) {
     // One convolution per member on the CPU: libtorch 1.13's grouped
     // convolution through oneDNN 2.6 (Debian) returned wrong gradients on a
     // CPU without AVX-512 (Impala at 84x84: input gradient off by 14%,
-    // tests/nn/torch/cpu_conv_parity_test.cc), while the ungrouped ones agree
-    // with the float64 oracle there and everywhere else.
+    // tests/nn/torch/cpu_conv_parity_test.cc), while ungrouped ones agree with
+    // the float64 oracle there. The GPU keeps the one grouped convolution.
     std::vector<torch::Tensor> ys;
     ys.reserve(static_cast<size_t>(members));
     for (int64_t e = 0; e < members; ++e) {
