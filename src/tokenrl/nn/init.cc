@@ -19,6 +19,19 @@ double StandardNormal(std::mt19937_64& rng) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
+void StandardNormals(std::mt19937_64& rng, std::span<float> out) {
+  for (size_t i = 0; i < out.size(); i += 2) {
+    double u1;
+    do {
+      u1 = Uniform01(rng);
+    } while (u1 <= 0.0);
+    const double radius = std::sqrt(-2.0 * std::log(u1));
+    const double angle = 2.0 * M_PI * Uniform01(rng);
+    out[i] = static_cast<float>(radius * std::cos(angle));
+    if (i + 1 < out.size()) out[i + 1] = static_cast<float>(radius * std::sin(angle));
+  }
+}
+
 void FillInit(std::span<float> out, const InitSpec& spec, uint64_t seed) {
   std::mt19937_64 rng(seed);
   switch (spec.scheme) {

@@ -35,6 +35,11 @@ void FillInit(std::span<float> out, const InitSpec& spec, uint64_t seed);
 // and a standard normal (Box-Muller).
 double Uniform01(std::mt19937_64& rng);
 double StandardNormal(std::mt19937_64& rng);
+// Fills `out` with float standard normals for noisy layers: Box-Muller with
+// both values of each pair used (sqrt(-2 ln u1) times cos and sin of
+// 2 pi u2), so half the logarithms and uniforms of StandardNormal per value.
+// An odd size leaves the last sine unused. Both backends draw noise with it.
+void StandardNormals(std::mt19937_64& rng, std::span<float> out);
 
 // A generator's full state as text (for checkpoints of noise streams), and
 // back; SetRngState leaves `rng` unchanged and returns false on bad text.

@@ -34,8 +34,9 @@ Param* ParamStore::Find(std::string_view name) const {
 }
 
 void NoiseStream::FactorizedNoise(float* out, int64_t count) {
+  StandardNormals(rng_, std::span<float>(out, static_cast<size_t>(count)));
   for (int64_t i = 0; i < count; ++i) {
-    const float z = static_cast<float>(StandardNormal(rng_));
+    const float z = out[i];
     const float sign = z > 0.0f ? 1.0f : (z < 0.0f ? -1.0f : 0.0f);
     out[i] = sign * std::sqrt(std::fabs(z));
   }
@@ -108,6 +109,34 @@ void DenseForward(const float* x, const float* w, const float* b, int64_t rows, 
   }
 }
 
+// Rows of y [rows, out] = x mu + ((x * eps_in) sigma) * eps_out + b: the noisy
+// layer's output without building W = mu + sigma * (eps_in eps_out^T). One
+// pass over mu and sigma serves every row; t [rows, out] is scratch.
+[[gnu::always_inline]] inline void NoisyRowsBody(const float* __restrict x, const float* __restrict eps_in,
+                                                 const float* __restrict eps_out, const float* __restrict mu,
+                                                 const float* __restrict sigma, const float* __restrict b, int64_t rows,
+                                                 int64_t in, int64_t out, float* __restrict y, float* __restrict t) {
+  std::fill(y, y + rows * out, 0.0f);
+  std::fill(t, t + rows * out, 0.0f);
+  for (int64_t i = 0; i < in; ++i) {
+    const float* __restrict mu_row = mu + i * out;
+    const float* __restrict sigma_row = sigma + i * out;
+    for (int64_t s = 0; s < rows; ++s) {
+      const float xi = x[s * in + i], xi_noise = xi * eps_in[i];
+      float* __restrict ys = y + s * out;
+      float* __restrict ts = t + s * out;
+      for (int64_t o = 0; o < out; ++o) {
+        ys[o] += xi * mu_row[o];
+        ts[o] += xi_noise * sigma_row[o];
+      }
+    }
+  }
+  for (int64_t s = 0; s < rows; ++s) {
+    for (int64_t o = 0; o < out; ++o) y[s * out + o] += t[s * out + o] * eps_out[o] + b[o];
+  }
+}
+TOKENRL_VECTOR_KERNEL(NoisyRows, NoisyRowsBody)
+
 }  // namespace
 
 Linear::Linear(const Scope& scope, int64_t in, int64_t out, bool relu, int64_t rows_per_sample, bool bias)
@@ -169,18 +198,31 @@ const float* NoisyLinear::Forward(const Pass& pass, const float* in) {
     DenseForward(in, mu_weight_->w(e), mu_bias_->w(e), pass.batch, in_, out_, false, y);
     return y;
   }
-  // W = mu + sigma * (eps_in eps_out^T), b = mu_b + sigma_b * eps_out.
-  float* w = Scratch(pass, 1, static_cast<size_t>(in_ * out_));
+  // b = mu_b + sigma_b * eps_out.
+  const float* eo = eps_out_[pass.context].data() + e * out_;
   float* b = Scratch(pass, 2, static_cast<size_t>(out_));
+  for (int64_t o = 0; o < out_; ++o) b[o] = mu_bias_->w(e)[o] + sigma_bias_->w(e)[o] * eo[o];
+  if (pass.batch <= kFactorizedMaxBatch) {
+    float* t = Scratch(pass, 3, static_cast<size_t>(pass.batch * out_));
+    NoisyRows(in, eps_in_[pass.context].data() + e * in_, eo, mu_weight_->w(e), sigma_weight_->w(e),
+              static_cast<const float*>(b), static_cast<int64_t>(pass.batch), in_, out_, y, t);
+    return y;
+  }
+  DenseForward(in, BuildWeight(pass), b, pass.batch, in_, out_, false, y);
+  return y;
+}
+
+const float* NoisyLinear::BuildWeight(const Pass& pass) {
+  // W = mu + sigma * (eps_in eps_out^T).
+  const int e = pass.member;
+  float* w = Scratch(pass, 1, static_cast<size_t>(in_ * out_));
   const float* ei = eps_in_[pass.context].data() + e * in_;
   const float* eo = eps_out_[pass.context].data() + e * out_;
   const float *mu = mu_weight_->w(e), *sigma = sigma_weight_->w(e);
   for (int64_t i = 0; i < in_; ++i) {
     for (int64_t o = 0; o < out_; ++o) w[i * out_ + o] = mu[i * out_ + o] + sigma[i * out_ + o] * (ei[i] * eo[o]);
   }
-  for (int64_t o = 0; o < out_; ++o) b[o] = mu_bias_->w(e)[o] + sigma_bias_->w(e)[o] * eo[o];
-  DenseForward(in, w, b, pass.batch, in_, out_, false, y);
-  return y;
+  return w;
 }
 
 float* NoisyLinear::Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) {
@@ -204,8 +246,11 @@ float* NoisyLinear::Backward(const Pass& pass, const float* in, float* d_out, bo
     std::fill(dsb, dsb + out_, 0.0f);
   }
   if (!need_d_in) return nullptr;
-  const float* w = enabled ? Scratch(pass, 1, 0) : mu_weight_->w(e);
-  float* dx = Scratch(pass, 3, static_cast<size_t>(pass.batch * in_));
+  // A small batch's Forward left no W behind.
+  const float* w = !enabled                               ? mu_weight_->w(e)
+                   : pass.batch <= kFactorizedMaxBatch ? BuildWeight(pass)
+                                                        : Scratch(pass, 1, 0);
+  float* dx = Scratch(pass, 4, static_cast<size_t>(pass.batch * in_));
   Gemm(false, true, pass.batch, in_, out_, 1.0f, d_out, out_, w, out_, 0.0f, dx, in_);
   return dx;
 }

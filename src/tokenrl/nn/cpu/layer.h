@@ -121,7 +121,7 @@ class Scope {
 };
 
 // Seeded noise of a network's noisy layers (the torch backend's NoiseSource
-// recipe: std::mt19937_64 through StandardNormal, cast to float).
+// recipe: std::mt19937_64 through StandardNormals).
 class NoiseStream {
  public:
   explicit NoiseStream(uint64_t seed) : rng_(seed) {}
@@ -234,7 +234,16 @@ class NoisyLinear : public Layer {
   float* Backward(const Pass& pass, const float* in, float* d_out, bool need_d_in) override;
   void DrawNoise(NoiseStream& noise, int context, bool enabled) override;
 
+  // Passes of up to this many samples (acting) never build W: one pass over
+  // mu and sigma computes x mu + ((x eps_in) sigma) eps_out, where building W
+  // reads both, writes W and reads it again. Bigger batches build W for the
+  // blocked GEMM: that loop at the training batch (32) made SoftMoE-1 Rainbow
+  // training 1.6x slower (docs/benchmarks.md, "Noisy layers").
+  static constexpr int kFactorizedMaxBatch = 8;
+
  private:
+  // W of (member, context) into scratch slot 1.
+  const float* BuildWeight(const Pass& pass);
   int64_t in_, out_;
   Param *mu_weight_, *sigma_weight_, *mu_bias_, *sigma_bias_;
   // Per context: enabled flag and f(eps) [E, in] / [E, out].

@@ -23,8 +23,7 @@ torch::Tensor InitContext::Make(std::string_view name, const std::vector<int64_t
 
 torch::Tensor NoiseSource::Normal(const std::vector<int64_t>& shape) {
   torch::Tensor t = torch::empty(shape, torch::kFloat32);
-  float* data = t.data_ptr<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) data[i] = static_cast<float>(StandardNormal(rng_));
+  StandardNormals(rng_, std::span<float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
   return t;
 }
 
